@@ -1,0 +1,1 @@
+"""Switchboard: the one process that runs a small office's phones."""

@@ -1,0 +1,167 @@
+"""Composition root: builds the box from its settings, starts it and stops it."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .bus import EventBus
+from .calls.records import CallLog
+from .calls.router import DialPlan, DialPlanPolicy
+from .config import Settings, load_provisioning
+from .media.ports import PortAllocator
+from .media.relay import MediaEngine
+from .netinfo import primary_address
+from .sip.b2bua import B2BUA, TrunkPeer
+from .sip.core import SipCore
+from .sip.digest import DigestAuthenticator, NonceManager
+from .sip.endpoint import LocalEndpoint
+from .sip.registrar import Binding, LocationService, Registrar, RegistrarPolicy
+from .sip.security import BanList
+from .sip.transaction import TransactionLayer
+from .sip.transport import Peer, SipTransport
+from .sip.trunk import TrunkClient, TrunkStatus
+from .sip.uri import UriError, parse_sip_uri
+from .store import directory, registrations
+from .store.db import open_database
+from .store.provision import ALLOW_INTERNATIONAL, apply_provisioning
+
+log = logging.getLogger("switchboard.box")
+TRUNK_STATUS_KEY = "trunk_status:"
+
+
+class Box:
+    """The one process: SIP, media, trunks and the store, on one asyncio loop."""
+
+    def __init__(self, settings: Settings, provision: Path | None = None) -> None:
+        self.settings = settings
+        self.provision = provision
+        self.bus = EventBus()
+        self.db = None
+        self.transport: SipTransport | None = None
+        self.trunks: dict[str, TrunkClient] = {}
+        self.started_at = 0.0
+        self.ready_after = 0.0
+
+    async def start(self) -> None:
+        """Open the store, apply provisioning, bind SIP and start the trunks."""
+        began = time.monotonic()
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.db = db = open_database(s.db_path)
+        if self.provision is not None:
+            summary = apply_provisioning(db, load_provisioning(self.provision), s.realm)
+            log.info("provisioned from %s: %s", self.provision, json.dumps(summary))
+        self.bans = BanList(s.ban_max_failures, s.ban_window, s.ban_seconds,
+                            log=logging.getLogger("switchboard.security"))
+        secret = directory.get_setting(db, "nonce_secret")
+        if secret is None:
+            secret = os.urandom(32).hex()
+            directory.set_setting(db, "nonce_secret", secret)
+        nonces = NonceManager(bytes.fromhex(secret), lifetime=s.nonce_lifetime)
+        auth = DigestAuthenticator(s.realm, lambda user, algorithm: directory.get_ha1(db, user, algorithm, s.realm),
+                                   nonces, s.auth_algorithms)
+
+        self.transport = SipTransport(loop, s.bind, s.sip_port, handler=lambda m, p: None)
+        self.transport.is_blocked = self.bans.is_banned
+        await self.transport.start()
+        advertise = s.advertise or (s.bind if s.bind not in ("0.0.0.0", "::") else primary_address())
+        self.endpoint = LocalEndpoint(advertise, self.transport.port)
+
+        self.location = LocationService(on_change=self._bindings_changed)
+        self._restore_bindings()
+        registrar = Registrar(self.location, RegistrarPolicy(
+            s.register_min_expires, s.register_max_expires, s.register_default_expires))
+        media_host = s.bind if s.bind not in ("::",) else "0.0.0.0"
+        self.media = MediaEngine(loop, PortAllocator(s.rtp_port_min, s.rtp_port_max, media_host))
+        self.call_log = CallLog(db, self.bus)
+        layer = TransactionLayer(loop, self.transport, tu=None)  # type: ignore[arg-type]
+        self.layer = layer
+        self.b2bua = B2BUA(loop, layer, self.endpoint, self.location, self.call_log, self.media,
+                           ring_timeout=lambda: s.ring_timeout)
+        dial_plan = DialPlan(lambda number: directory.get_extension(db, number),
+                             lambda: directory.list_trunks(db), self._dial_policy)
+        self.core = SipCore(authenticator=auth, bans=self.bans, registrar=registrar, b2bua=self.b2bua,
+                            dial_plan=dial_plan, call_log=self.call_log, bus=self.bus,
+                            extension=lambda number: directory.get_extension(db, number),
+                            trunk_for=self._trunk_for, trunk_by_name=self._trunk_by_name)
+        layer.tu = self.core
+        self.transport.handler = layer.handle
+        layer.start()
+        self._purge_timer = loop.call_later(30.0, self._purge)
+        for row in directory.list_trunks(db, include_secret=True):
+            client = TrunkClient(loop, layer, self.endpoint, row, self.bus, self._save_trunk_status)
+            self.trunks[row["name"]] = client
+            await client.start()
+        self.started_at = time.time()
+        self.ready_after = time.monotonic() - began
+        self.bus.publish("box.ready", sip_port=self.transport.port)
+
+    def banner(self) -> str:
+        """One line saying where the box listens."""
+        s = self.settings
+        return (f"Switchboard ready in {self.ready_after * 1000:.0f} ms: SIP udp+tcp {s.bind}:{self.transport.port}"
+                f" (advertised as {self.endpoint.host}), web http://{s.bind}:{s.http_port}/, "
+                f"RTP {s.rtp_port_min}-{s.rtp_port_max}, data {s.data_dir}")
+
+    async def stop(self) -> None:
+        """Un-register trunks, close sockets and the store."""
+        for client in self.trunks.values():
+            client.stop()
+        await asyncio.sleep(0.05)  # let un-REGISTERs leave
+        if hasattr(self, "layer"):
+            self.layer.stop()
+            self._purge_timer.cancel()
+            self.media.close()
+        if self.transport is not None:
+            await self.transport.stop()
+        if self.db is not None:
+            self.db.conn.close()
+
+    # --- helpers wired into the core ------------------------------------------
+    def _dial_policy(self) -> DialPlanPolicy:
+        stored = directory.get_setting(self.db, ALLOW_INTERNATIONAL)
+        allowed = self.settings.allow_international if stored is None else stored in (True, "1", "true", 1)
+        return DialPlanPolicy(bool(allowed), self.settings.international_prefixes)
+
+    def _trunk_for(self, peer: Peer) -> TrunkPeer | None:
+        for client in self.trunks.values():
+            if client.peer is not None and client.peer.peer.host == peer.host and client.peer.peer.port == peer.port:
+                return client.peer
+        return None
+
+    def _trunk_by_name(self, name: str) -> TrunkPeer | None:
+        client = self.trunks.get(name)
+        return client.peer if client is not None else None
+
+    def _save_trunk_status(self, status: TrunkStatus) -> None:
+        directory.set_setting(self.db, TRUNK_STATUS_KEY + status.name, json.dumps(asdict(status)))
+
+    def _bindings_changed(self, aor: str, bindings: list[Binding]) -> None:
+        offset = time.time() - self.location.clock()
+        rows = [{"contact": b.contact, "transport": b.source.transport, "host": b.source.host,
+                 "port": b.source.port, "expires_at": b.expires_at + offset, "user_agent": b.user_agent}
+                for b in bindings]
+        registrations.save(self.db, aor, rows)
+        self.bus.publish("registration.changed", extension=aor, contacts=[b.contact for b in bindings])
+
+    def _restore_bindings(self) -> None:
+        """Phones registered before a restart stay reachable until their registrations expire."""
+        offset = time.time() - self.location.clock()
+        for row in registrations.load(self.db):
+            try:
+                uri = parse_sip_uri(row["contact"])
+            except UriError:
+                continue
+            binding = Binding(row["aor"], row["contact"], uri, Peer(row["transport"], row["host"], row["port"]),
+                              row["expires_at"] - offset, "", 0, user_agent=row["user_agent"] or "")
+            self.location.bindings.setdefault(row["aor"], {})[row["contact"]] = binding
+
+    def _purge(self) -> None:
+        self.location.purge()
+        self._purge_timer = self.loop.call_later(30.0, self._purge)

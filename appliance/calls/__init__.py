@@ -1,0 +1,1 @@
+"""The dial plan and what a call does."""

@@ -1,0 +1,87 @@
+"""Call records and call events: every attempt is stored, then announced on the bus."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from ..bus import EventBus
+from ..store import calls as store_calls
+
+log = logging.getLogger("switchboard.calls")
+
+
+@dataclass
+class CallInfo:
+    """What the rest of the box knows about one call."""
+
+    record_id: str
+    sip_call_id: str
+    direction: str
+    line: str
+    from_number: str
+    from_name: str
+    to_number: str
+    extension: str | None = None
+    answered: bool = False
+    ended: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def event_data(self) -> dict:
+        """Fields every call event carries."""
+        return {"call_id": self.record_id, "direction": self.direction, "line": self.line,
+                "from_number": self.from_number, "from_name": self.from_name,
+                "to_number": self.to_number, "extension": self.extension}
+
+
+class CallLog:
+    """Writes call records to the store and publishes call events after each write."""
+
+    def __init__(self, db, bus: EventBus) -> None:  # type: ignore[no-untyped-def]
+        self.db = db
+        self.bus = bus
+
+    def start(self, *, sip_call_id: str, direction: str, line: str, from_number: str,
+              from_name: str, to_number: str) -> CallInfo:
+        """Record a new call attempt."""
+        record_id = store_calls.start_call(
+            self.db, sip_call_id=sip_call_id, direction=direction, line=line,
+            from_number=from_number, from_name=from_name, to_number=to_number)
+        info = CallInfo(record_id, sip_call_id, direction, line, from_number, from_name, to_number)
+        self.bus.publish("call.started", **info.event_data())
+        return info
+
+    def ringing(self, info: CallInfo, extension: str | None) -> None:
+        """A phone is ringing for this call."""
+        info.extension = extension
+        self.bus.publish("call.ringing", **info.event_data())
+
+    def answered(self, info: CallInfo, answered_by: str) -> None:
+        """The call was answered."""
+        if info.answered:
+            return
+        info.answered = True
+        info.extension = info.extension or answered_by
+        store_calls.mark_answered(self.db, info.record_id, answered_by)
+        self.bus.publish("call.answered", answered_by=answered_by, **info.event_data())
+
+    def ended(self, info: CallInfo, disposition: str, sip_status: int | None, hangup_by: str | None) -> None:
+        """The call is over: commit the record, then announce it."""
+        if info.ended:
+            return
+        info.ended = True
+        if info.answered:
+            disposition = "answered"
+        store_calls.finish_call(self.db, info.record_id, disposition, sip_status=sip_status, hangup_by=hangup_by)
+        self.bus.publish("call.ended", disposition=disposition, sip_status=sip_status,
+                         hangup_by=hangup_by, **info.event_data())
+
+
+def disposition_for(status: int) -> str:
+    """Map a final SIP status of a failed call to a disposition."""
+    if status in (486, 600):
+        return "busy"
+    if status in (408, 480):
+        return "no-answer"
+    if status == 487:
+        return "cancelled"
+    return "failed"

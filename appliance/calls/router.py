@@ -1,0 +1,81 @@
+"""The dial plan: where a dialled number goes, and whether the caller may go there."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+ALLOWED_DIAL_CHARS = frozenset("0123456789*#+")
+
+
+@dataclass(frozen=True)
+class Route:
+    """The decision for one call: ring an extension, go out on a trunk, or refuse."""
+
+    kind: str               # "extension", "trunk", "reject", later "ivr", "queue"
+    number: str = ""
+    trunk: str | None = None
+    status: int = 0
+    reason: str = ""
+
+    @classmethod
+    def reject(cls, status: int, reason: str) -> "Route":
+        """A refusal with the SIP status to answer."""
+        return cls("reject", status=status, reason=reason)
+
+
+@dataclass(frozen=True)
+class DialPlanPolicy:
+    """The rules the dial plan applies to outside calls."""
+
+    allow_international: bool = False
+    international_prefixes: tuple[str, ...] = ("00", "+")
+
+
+class DialPlan:
+    """Routes numbers dialled by extensions and calls arriving from trunks."""
+
+    def __init__(self, extension: Callable[[str], dict | None], trunks: Callable[[], list[dict]],
+                 policy: Callable[[], DialPlanPolicy]) -> None:
+        self._extension = extension
+        self._trunks = trunks
+        self._policy = policy
+
+    def from_extension(self, caller: dict, dialled: str) -> Route:
+        """Route a number dialled by an authenticated extension."""
+        number = normalise(dialled)
+        if not number:
+            return Route.reject(484, "Address Incomplete")
+        if self._extension(number) is not None:
+            return Route("extension", number)
+        for trunk in sorted(self._trunks(), key=lambda t: -len(t.get("outbound_prefix") or "")):
+            prefix = trunk.get("outbound_prefix")
+            if prefix is None or prefix == "" or not number.startswith(prefix) or len(number) == len(prefix):
+                continue
+            outside = number[len(prefix):]
+            return self._outside(caller, outside, trunk["name"])
+        return Route.reject(404, "Not Found")
+
+    def _outside(self, caller: dict, number: str, trunk: str) -> Route:
+        if not caller.get("allow_external", True):
+            return Route.reject(403, "Forbidden (external calls not allowed for this extension)")
+        policy = self._policy()
+        if number.startswith(policy.international_prefixes):
+            if not (policy.allow_international or caller.get("allow_international")):
+                return Route.reject(403, "Forbidden (international calls not allowed)")
+        return Route("trunk", number, trunk)
+
+    def from_trunk(self, trunk: dict, dialled: str) -> Route:
+        """Route a call that arrived on a trunk to its configured destination."""
+        destination = (trunk.get("inbound") or "").strip()
+        kind, colon, name = destination.partition(":")
+        if not colon:
+            if self._extension(destination) is not None:
+                return Route("extension", destination)
+            return Route.reject(404, "Not Found")
+        return Route(kind, name)
+
+
+def normalise(dialled: str) -> str:
+    """Keep only what can be dialled; drop visual separators such as spaces, dots and dashes."""
+    kept = "".join(ch for ch in dialled if ch not in " .-()")
+    return kept if kept and all(ch in ALLOWED_DIAL_CHARS for ch in kept) else ""

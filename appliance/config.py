@@ -1,0 +1,454 @@
+"""Box settings and the provisioning file, parsed from TOML and validated strictly.
+
+Storage-free on purpose: applying a Provisioning to the database lives in
+appliance.store.provision. Every problem raises ConfigError naming the file, the
+key path and what was wrong; unknown keys are errors so typos never pass silently.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+SETTINGS_FILE = "switchboard.toml"
+SYSTEM_DATA_DIR = Path("/var/lib/switchboard")
+CLI = "command line"
+
+TRANSPORTS = ("udp", "tcp", "tls")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
+WEAK_SECRETS = frozenset(
+    {
+        "password", "password1", "passw0rd", "12345678", "123456789", "1234567890",
+        "87654321", "qwertyui", "qwerty123", "qwertyuiop", "azertyui", "letmein1",
+        "iloveyou", "changeme", "changeit", "secret12", "welcome1", "switchboard",
+        "abc12345", "admin123", "trustno1",
+    }
+)
+
+
+class ConfigError(ValueError):
+    """A configuration problem: `file: key.path: problem`."""
+
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        self.file, self.key, self.problem = file, key, problem
+        super().__init__(f"{file}: {key}: {problem}" if key else f"{file}: {problem}")
+
+
+@dataclass(frozen=True)
+class _Where:
+    """A position in a config source, for error messages."""
+
+    file: str
+    path: str = ""
+
+    def __truediv__(self, part: str | int) -> _Where:
+        if isinstance(part, int):
+            return _Where(self.file, f"{self.path}[{part}]")
+        return _Where(self.file, f"{self.path}.{part}" if self.path else part)
+
+    def fail(self, problem: str) -> NoReturn:
+        raise ConfigError(self.file, self.path, problem)
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+# --- value checkers: each takes (where, value) and returns the clean value ---
+
+
+def _int(lo: int, hi: int) -> Callable[[_Where, Any], int]:
+    def check(where: _Where, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            where.fail(f"expected an integer {lo}-{hi}, got {_shown(value)}")
+        return value
+
+    return check
+
+
+def _number(lo: float, hi: float) -> Callable[[_Where, Any], float]:
+    def check(where: _Where, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo < value <= hi:
+            where.fail(f"expected a number greater than {lo:g} and at most {hi:g}, got {_shown(value)}")
+        return float(value)
+
+    return check
+
+
+def _bool(where: _Where, value: Any) -> bool:
+    if not isinstance(value, bool):
+        where.fail(f"expected true or false, got {_shown(value)}")
+    return value
+
+
+def _text(where: _Where, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        where.fail(f"expected a non-empty string, got {_shown(value)}")
+    return value
+
+
+def _choice(options: tuple[str, ...], fold: Callable[[str], str] = str.lower) -> Callable[[_Where, Any], str]:
+    def check(where: _Where, value: Any) -> str:
+        if not isinstance(value, str) or fold(value) not in options:
+            where.fail(f"expected one of {', '.join(options)}, got {_shown(value)}")
+        return fold(value)
+
+    return check
+
+
+def _pattern(regex: str, description: str) -> Callable[[_Where, Any], str]:
+    compiled = re.compile(regex)
+
+    def check(where: _Where, value: Any) -> str:
+        if not isinstance(value, str) or not compiled.fullmatch(value):
+            where.fail(f"expected {description}, got {_shown(value)}")
+        return value
+
+    return check
+
+
+def _ip(where: _Where, value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except (TypeError, ValueError):
+        where.fail(f"expected an IP address such as 0.0.0.0, got {_shown(value)}")
+
+
+_port = _int(1, 65535)
+_host = _pattern(r"[A-Za-z0-9.:\[\]_-]+", "a host name or IP address")
+_digits = _pattern(r"[0-9]+", "a string of digits")
+_extension_number = _pattern(r"[0-9]{2,8}", 'a quoted string of 2-8 digits, e.g. "201"')
+# Names and user names end up in SIP headers: no quotes, backslashes or line breaks.
+_display_name = _pattern(
+    r'[^\x00-\x1f\x7f"\\]{1,64}', "1-64 characters without quotes, backslashes or control characters"
+)
+_prefix = _pattern(r"\+?[0-9]+|\+", 'a dial prefix like "00" or "+"')
+_user = _pattern(r'[^\s"\\:@]{1,64}', "1-64 characters without spaces, quotes, backslashes, : or @")
+
+
+def _algorithms(where: _Where, value: Any) -> tuple[str, ...]:
+    options = ("MD5", "SHA-256")
+    if not isinstance(value, (list, tuple)) or not value or len(set(value)) != len(value):
+        where.fail(f'expected a list of digest algorithms like ["MD5", "SHA-256"], got {_shown(value)}')
+    return tuple(_choice(options, str.upper)(where / i, a) for i, a in enumerate(value))
+
+
+def _prefixes(where: _Where, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        where.fail(f'expected a non-empty list of dial prefixes like ["00", "+"], got {_shown(value)}')
+    return tuple(_prefix(where / i, p) for i, p in enumerate(value))
+
+
+# --- settings ---
+
+
+@dataclass
+class Settings:
+    """Box-wide settings: defaults, then switchboard.toml [box], then the command line."""
+
+    data_dir: Path
+    bind: str = "0.0.0.0"
+    advertise: str | None = None
+    sip_port: int = 5060
+    http_port: int = 8080
+    rtp_port_min: int = 10000
+    rtp_port_max: int = 20000
+    realm: str = "switchboard"
+    ring_timeout: float = 30.0
+    register_min_expires: int = 60
+    register_max_expires: int = 3600
+    register_default_expires: int = 600
+    ban_max_failures: int = 5
+    ban_window: float = 60.0
+    ban_seconds: float = 600.0
+    nonce_lifetime: float = 300.0
+    # MD5 first: many desk phones and SIPp answer only the first challenge and know only MD5.
+    auth_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+    log_level: str = "INFO"
+    log_format: str = "json"
+    allow_international: bool = False
+    international_prefixes: tuple[str, ...] = ("00", "+")
+    national_prefix: str = "0"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database file."""
+        return self.data_dir / "switchboard.db"
+
+
+_BOX_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
+    "bind": _ip,
+    "advertise": _host,
+    "sip_port": _port,
+    "http_port": _port,
+    "rtp_port_min": _port,
+    "rtp_port_max": _port,
+    # The realm is sent inside a quoted header parameter and hashed into every HA1.
+    "realm": _pattern(r"[A-Za-z0-9.@_-]{1,64}", "1-64 letters, digits or . @ _ -"),
+    "ring_timeout": _number(0, 600),
+    "register_min_expires": _int(10, 86400),
+    "register_max_expires": _int(10, 86400),
+    "register_default_expires": _int(10, 86400),
+    "ban_max_failures": _int(1, 1000),
+    "ban_window": _number(0, 86400),
+    "ban_seconds": _number(0, 31 * 86400),
+    "nonce_lifetime": _number(0, 86400),
+    "auth_algorithms": _algorithms,
+    "log_level": _choice(LOG_LEVELS, str.upper),
+    "log_format": _choice(LOG_FORMATS),
+    "allow_international": _bool,
+    "international_prefixes": _prefixes,
+    "national_prefix": _pattern(r"[0-9]*", "a string of digits (may be empty)"),
+}
+
+
+def default_data_dir() -> Path:
+    """Where state lives: systemd's StateDirectory, /var/lib/switchboard as a service, else the user's data dir."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0])  # systemd joins several directories with ':'
+    if os.environ.get("INVOCATION_ID") and _writable(SYSTEM_DATA_DIR):
+        return SYSTEM_DATA_DIR
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "switchboard"
+
+
+def _writable(path: Path) -> bool:
+    target = path if path.exists() else path.parent
+    return os.access(target, os.W_OK)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), "", f"invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot read: {e.strerror or e}") from None
+
+
+def _check_keys(where: _Where, table: Any, allowed: tuple[str, ...] | dict, required: tuple[str, ...] = ()) -> dict:
+    if not isinstance(table, dict):
+        where.fail(f"expected a table, got {_shown(table)}")
+    for key in table:
+        if key not in allowed:
+            (where / key).fail(f"unknown key (expected one of {', '.join(allowed)})")
+    for key in required:
+        if key not in table:
+            (where / key).fail("missing required key")
+    return table
+
+
+def _box_values(where: _Where, table: Any) -> tuple[dict, dict[str, _Where]]:
+    """Validated box keys from one source, and where each came from."""
+    _check_keys(where, table, _BOX_KEYS)
+    values, origins = {}, {}
+    for key, value in table.items():
+        values[key] = _BOX_KEYS[key](where / key, value)
+        origins[key] = where / key
+    return values, origins
+
+
+def load_settings(data_dir: Path, overrides: dict | None = None) -> Settings:
+    """Defaults, then data_dir/switchboard.toml [box], then non-None `overrides` (typed CLI values)."""
+    data_dir = Path(data_dir)
+    values: dict[str, Any] = {}
+    origins: dict[str, _Where] = {}
+    path = data_dir / SETTINGS_FILE
+    if path.exists():
+        doc = _read_toml(path)
+        _check_keys(_Where(str(path)), doc, ("box",))
+        if "box" in doc:
+            values, origins = _box_values(_Where(str(path), "box"), doc["box"])
+    cli = {k.replace("-", "_"): v for k, v in (overrides or {}).items() if v is not None}
+    for key, value in cli.items():
+        where = _Where(CLI, "--" + key.replace("_", "-"))
+        if key not in _BOX_KEYS:
+            where.fail("unknown setting")
+        values[key] = _BOX_KEYS[key](where, value)
+        origins[key] = where
+    settings = Settings(data_dir=data_dir, **values)
+    _check_settings(settings, lambda key: origins.get(key, _Where("defaults", key)))
+    return settings
+
+
+def _check_settings(s: Settings, at: Callable[[str], _Where]) -> None:
+    if s.rtp_port_min % 2:
+        at("rtp_port_min").fail(f"must be even (RTP takes even ports, RTCP the odd one above), got {s.rtp_port_min}")
+    if s.rtp_port_max <= s.rtp_port_min:
+        at("rtp_port_max").fail(f"must be greater than rtp_port_min ({s.rtp_port_min}), got {s.rtp_port_max}")
+    if s.sip_port == s.http_port:
+        at("http_port").fail(f"must differ from sip_port ({s.sip_port})")
+    for key in ("sip_port", "http_port"):
+        if s.rtp_port_min <= getattr(s, key) <= s.rtp_port_max:
+            at(key).fail(f"{getattr(s, key)} lies inside the RTP range {s.rtp_port_min}-{s.rtp_port_max}")
+    if not s.register_min_expires <= s.register_default_expires <= s.register_max_expires:
+        at("register_default_expires").fail(
+            f"need register_min_expires ({s.register_min_expires}) <= register_default_expires "
+            f"({s.register_default_expires}) <= register_max_expires ({s.register_max_expires})"
+        )
+
+
+# --- provisioning ---
+
+
+@dataclass
+class ExtensionConfig:
+    """One phone extension from the provisioning file."""
+
+    number: str
+    name: str
+    secret: str
+    allow_external: bool = True
+    allow_international: bool = False
+
+
+@dataclass
+class TrunkConfig:
+    """One ITSP trunk from the provisioning file."""
+
+    name: str
+    host: str
+    port: int = 5060
+    transport: str = "udp"
+    username: str | None = None
+    secret: str | None = None
+    register: bool = False
+    inbound: str | None = None
+    outbound_prefix: str | None = None
+    expires: int = 300
+    from_domain: str | None = None
+
+
+@dataclass
+class SecurityConfig:
+    """Box-wide call restrictions."""
+
+    allow_international: bool = False
+
+
+@dataclass
+class Provisioning:
+    """Everything in a provisioning file; `box` holds validated [box] settings, if any."""
+
+    extensions: list[ExtensionConfig] = field(default_factory=list)
+    trunks: list[TrunkConfig] = field(default_factory=list)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    box: dict = field(default_factory=dict)
+
+
+_EXTENSION_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
+    "number": _extension_number,
+    "name": _display_name,
+    "secret": _text,
+    "allow_external": _bool,
+    "allow_international": _bool,
+}
+
+_TRUNK_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
+    "name": _pattern(r"[A-Za-z0-9_-]{1,32}", "1-32 letters, digits, _ or -"),
+    "host": _host,
+    "port": _port,
+    "transport": _choice(TRANSPORTS),
+    "username": _user,
+    "secret": _text,
+    "register": _bool,
+    # A bare extension number, or KIND:NAME for targets later issues add (ivr:, queue:).
+    "inbound": _pattern(
+        r"[0-9]{2,8}|[a-z]+:[A-Za-z0-9_-]+", 'an extension number like "201" or a target like "ivr:main"'
+    ),
+    "outbound_prefix": _digits,
+    "expires": _int(60, 86400),
+    "from_domain": _host,
+}
+
+
+def weak_secret_reason(secret: str, number: str, name: str = "") -> str | None:
+    """Why an extension secret is too weak to accept, or None if it is acceptable."""
+    lowered = secret.lower()
+    if len(secret) < 8:
+        return "must be at least 8 characters"
+    if lowered == name.lower() or not secret.replace(number, ""):
+        return "must not be the extension number or name"
+    if lowered in WEAK_SECRETS:
+        return "is a well-known password"
+    if any(lowered == lowered[:n] * (len(lowered) // n) for n in range(1, 5) if len(lowered) % n == 0):
+        return "must not be one short pattern repeated"
+    steps = {ord(b) - ord(a) for a, b in zip(lowered, lowered[1:])}
+    if steps in ({1}, {-1}):
+        return "must not be a simple sequence"
+    return None
+
+
+def _table_list(where: _Where, value: Any) -> list:
+    if not isinstance(value, list):
+        where.fail(f"expected an array of tables ([[{where.path}]]), got {_shown(value)}")
+    return value
+
+
+def _record(where: _Where, table: Any, keys: dict, required: tuple[str, ...]) -> dict:
+    _check_keys(where, table, keys, required)
+    return {key: keys[key](where / key, value) for key, value in table.items()}
+
+
+def _extensions(where: _Where, value: Any) -> list[ExtensionConfig]:
+    result: list[ExtensionConfig] = []
+    seen: dict[str, int] = {}
+    for i, table in enumerate(_table_list(where, value)):
+        at = where / i
+        ext = ExtensionConfig(**_record(at, table, _EXTENSION_KEYS, ("number", "name", "secret")))
+        if ext.number in seen:
+            (at / "number").fail(f'duplicate extension "{ext.number}" (also {where.path}[{seen[ext.number]}])')
+        seen[ext.number] = i
+        reason = weak_secret_reason(ext.secret, ext.number, ext.name)
+        if reason:
+            (at / "secret").fail(f"too weak: {reason} (there are no default passwords)")
+        result.append(ext)
+    return result
+
+
+def _trunks(where: _Where, value: Any) -> list[TrunkConfig]:
+    result: list[TrunkConfig] = []
+    names: dict[str, int] = {}
+    prefixes: dict[str, int] = {}
+    for i, table in enumerate(_table_list(where, value)):
+        at = where / i
+        trunk = TrunkConfig(**_record(at, table, _TRUNK_KEYS, ("name", "host", "inbound")))
+        if trunk.name in names:
+            (at / "name").fail(f'duplicate trunk "{trunk.name}" (also {where.path}[{names[trunk.name]}])')
+        names[trunk.name] = i
+        if trunk.outbound_prefix is not None:
+            if trunk.outbound_prefix in prefixes:
+                (at / "outbound_prefix").fail(
+                    f'"{trunk.outbound_prefix}" is already used by {where.path}[{prefixes[trunk.outbound_prefix]}]'
+                )
+            prefixes[trunk.outbound_prefix] = i
+        if trunk.register:
+            for key in ("username", "secret"):
+                if getattr(trunk, key) is None:
+                    (at / key).fail("required when register = true")
+        result.append(trunk)
+    return result
+
+
+def load_provisioning(path: Path) -> Provisioning:
+    """Parse and validate a provisioning TOML file."""
+    where = _Where(str(path))
+    doc = _check_keys(where, _read_toml(Path(path)), ("extensions", "trunks", "security", "box"))
+    security = _record(where / "security", doc.get("security", {}), {"allow_international": _bool}, ())
+    box, _ = _box_values(where / "box", doc.get("box", {}))
+    return Provisioning(
+        extensions=_extensions(where / "extensions", doc.get("extensions", [])),
+        trunks=_trunks(where / "trunks", doc.get("trunks", [])),
+        security=SecurityConfig(**security),
+        box=box,
+    )

@@ -1,0 +1,1 @@
+"""SIP: messages, transports, transactions, auth, registrar, dialogs, B2BUA, trunks."""

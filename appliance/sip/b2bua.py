@@ -1,0 +1,564 @@
+"""The back-to-back user agent: one call = an A leg we answer and B legs we place, media anchored."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..calls.records import CallInfo, CallLog, disposition_for
+from ..calls.router import Route
+from . import sdp as sdp_mod
+from .dialog import Dialog, new_tag
+from .digest import build_authorization
+from .headers import quote
+from .message import Request, Response, make_response
+from .registrar import LocationService
+from .transaction import ClientTransaction, ServerTransaction, TransactionLayer
+from .transport import Peer
+
+log = logging.getLogger("switchboard.sip.b2bua")
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"
+
+
+class Endpoint(Protocol):
+    """How the B2BUA names itself in Via and Contact."""
+
+    host: str
+    port: int
+
+    def via(self, transport: str, branch: str) -> str:
+        """A Via value for a request we send."""
+
+    def contact(self, user: str, transport: str) -> str:
+        """A Contact value for a request or response we send."""
+
+
+@dataclass
+class TrunkPeer:
+    """What the B2BUA needs to place a call on a trunk."""
+
+    name: str
+    peer: Peer
+    domain: str
+    username: str | None
+    secret: str | None
+    inbound: str = ""
+
+
+@dataclass
+class Leg:
+    """One side of the call once a dialog exists."""
+
+    dialog: Dialog
+    relay_side: str           # "a" or "b"
+    label: str                # extension number or trunk name, for records and logs
+    sdp_session: int = field(default_factory=lambda: random.randrange(1, 2**31))
+    sdp_version: int = 0
+
+    def next_sdp_version(self) -> int:
+        """Version for the next SDP the box sends on this leg."""
+        self.sdp_version += 1
+        return self.sdp_version
+
+
+@dataclass
+class Fork:
+    """One INVITE the box sent for a call (a registered contact, or a trunk)."""
+
+    request: Request
+    dest: Peer
+    label: str
+    dialog: Dialog
+    txn: ClientTransaction | None = None
+    provisional: bool = False
+    cancel_pending: bool = False
+    final: int = 0
+    auth_tried: bool = False
+
+
+class Call:
+    """A bridged call: state machine of the A leg, the forks, the winning B leg and the relay."""
+
+    def __init__(self, b2bua: "B2BUA", txn: ServerTransaction, info: CallInfo) -> None:
+        self.b2bua = b2bua
+        self.invite = txn
+        self.info = info
+        self.a = Leg(Dialog.as_uas(txn.request, txn.peer, new_tag()), "a", info.from_number)
+        self.b: Leg | None = None
+        self.forks: list[Fork] = []
+        self.relay = None
+        self.state = "routing"      # routing → ringing → answered → ended
+        self.ring_timer: asyncio.TimerHandle | None = None
+        self.pending_reinvite = False
+        self.timed_out = False
+        b2bua.dialogs[self.a.dialog.key] = (self, self.a)
+
+    # --- setting up -------------------------------------------------------
+    def offer_sdp_for_b(self) -> bytes | None:
+        """Anchor the caller's offer on the relay's B side; None if it has no usable audio."""
+        request = self.invite.request
+        if not request.body:
+            return b""
+        offer = sdp_mod.parse_sdp(request.body)
+        self._learn_remote("a", offer)
+        anchored = sdp_mod.anchor(offer, self.b2bua.endpoint.host, self.relay.b.port,
+                                  self.a.sdp_session + 1, 1)
+        return anchored.to_bytes()
+
+    def _learn_remote(self, side: str, sdp: "sdp_mod.SessionDescription") -> None:
+        audio = sdp.audio()
+        if audio is None or audio.port == 0 or sdp.is_hold(audio):
+            return
+        host = sdp.connection_for(audio)
+        if host:
+            self.relay.set_remote(side, host, audio.port)
+
+    def ring(self, targets: list[tuple[str, Peer, str, TrunkPeer | None]], body: bytes) -> None:
+        """Send an INVITE to every target: (request URI, where to send, label, trunk)."""
+        b2bua = self.b2bua
+        caller = self.invite.request
+        call_id = new_tag() + new_tag()
+        from_tag = new_tag()
+        max_forwards = int(caller.header("Max-Forwards") or 70) - 1
+        for ruri, dest, label, trunk in targets:
+            if trunk is not None:
+                user = trunk.username or self.info.from_number
+                from_uri = f"{quote(self.info.from_name)} <sip:{user}@{trunk.domain}>" if self.info.from_name \
+                    else f"<sip:{user}@{trunk.domain}>"
+                to_uri = f"<sip:{self.info.to_number}@{trunk.domain}>"
+            else:
+                host = b2bua.endpoint.host
+                name = f"{quote(self.info.from_name)} " if self.info.from_name else ""
+                from_uri = f"{name}<sip:{self.info.from_number}@{host}>"
+                to_uri = f"<sip:{label}@{host}>"
+            dialog = Dialog(call_id=call_id, local_tag=from_tag, local_uri=from_uri, remote_uri=to_uri,
+                            peer=dest, remote_target=ruri, local_cseq=1)
+            request = self._fork_invite(dialog, dest, body, max_forwards)
+            fork = Fork(request, dest, label, dialog)
+            self.forks.append(fork)
+            b2bua.dialogs[dialog.key] = (self, None)
+            fork.txn = b2bua.layer.send_request(request, dest, lambda r, f=fork, t=trunk: self.on_fork_response(f, r, t))
+        self.state = "ringing"
+        self.ring_timer = b2bua.loop.call_later(b2bua.ring_timeout(), self.ring_timeout)
+
+    def _fork_invite(self, dialog: Dialog, dest: Peer, body: bytes, max_forwards: int) -> Request:
+        b2bua = self.b2bua
+        request = dialog.request("INVITE", b2bua.endpoint.via(dest.transport, b2bua.layer.new_branch()),
+                                 b2bua.endpoint.contact("switchboard", dest.transport), body,
+                                 cseq=dialog.local_cseq)
+        request.set_header("Max-Forwards", str(max(max_forwards, 0)))
+        request.add_header("Allow", ALLOW)
+        return request
+
+    # --- responses from the forks -----------------------------------------
+    def on_fork_response(self, fork: Fork, response: Response, trunk: TrunkPeer | None) -> None:
+        """Handle a response to one of our INVITEs."""
+        status = response.status
+        if status < 200:
+            self._fork_provisional(fork, response)
+        elif status < 300:
+            self._fork_answered(fork, response)
+        elif status in (401, 407) and trunk is not None and not fork.auth_tried and trunk.secret:
+            self._retry_with_auth(fork, response, trunk)
+        else:
+            fork.final = status
+            self._fork_failed()
+
+    def _fork_provisional(self, fork: Fork, response: Response) -> None:
+        fork.provisional = True
+        if fork.cancel_pending:
+            self._send_cancel(fork)
+            return
+        if self.state != "ringing" or response.status == 100:
+            return
+        fork.dialog.remote_tag = response.to.tag or fork.dialog.remote_tag
+        body = b""
+        if response.body and response.content_type == "application/sdp":
+            body = self._answer_sdp_for_a(response.body)
+        if not self.info.extension or self.info.extension != fork.label:
+            self.b2bua.calls.ringing(self.info, fork.label)
+        extra = [("Contact", self.b2bua.endpoint.contact("switchboard", self.invite.peer.transport))]
+        if body:
+            extra.append(("Content-Type", "application/sdp"))
+        status = 183 if body else 180
+        self.invite.respond(status, to_tag=self.a.dialog.local_tag, extra=extra, body=body)
+
+    def _answer_sdp_for_a(self, body: bytes) -> bytes:
+        answer = sdp_mod.parse_sdp(body)
+        self._learn_remote("b", answer)
+        anchored = sdp_mod.anchor(answer, self.b2bua.endpoint.host, self.relay.a.port,
+                                  self.a.sdp_session, self.a.next_sdp_version())
+        return anchored.to_bytes()
+
+    def _fork_answered(self, fork: Fork, response: Response) -> None:
+        dialog = fork.dialog
+        first = fork.final == 0
+        fork.final = response.status
+        if first:
+            dialog.confirm_uac(response)
+        ack = dialog.request("ACK", self.b2bua.endpoint.via(fork.dest.transport, self.b2bua.layer.new_branch()),
+                             self.b2bua.endpoint.contact("switchboard", fork.dest.transport),
+                             cseq=fork.request.cseq[0])
+        self.b2bua.layer.send_ack(ack, self._dest(dialog))
+        if self.b is not None:
+            if self.b.dialog is not dialog:  # a second fork answered too late: hang it up
+                self._send_bye(Leg(dialog, "b", fork.label))
+            return
+        if self.state != "ringing":
+            self._send_bye(Leg(dialog, "b", fork.label))
+            return
+        self.b = Leg(dialog, "b", fork.label)
+        self.b2bua.dialogs[dialog.key] = (self, self.b)
+        self.state = "answered"
+        self._cancel_ring_timer()
+        for other in self.forks:
+            if other is not fork and other.final == 0:
+                self._cancel_fork(other)
+        body = self._answer_sdp_for_a(response.body) if response.body else b""
+        extra = [("Contact", self.b2bua.endpoint.contact("switchboard", self.invite.peer.transport)),
+                 ("Allow", ALLOW)]
+        if body:
+            extra.append(("Content-Type", "application/sdp"))
+        self.invite.respond(200, to_tag=self.a.dialog.local_tag, extra=extra, body=body)
+        self.b2bua.calls.answered(self.info, fork.label)
+
+    def _retry_with_auth(self, fork: Fork, response: Response, trunk: TrunkPeer) -> None:
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        challenge = response.header(header)
+        if challenge is None:
+            fork.final = response.status
+            self._fork_failed()
+            return
+        try:
+            credentials = build_authorization(challenge, "INVITE", fork.request.uri,
+                                              trunk.username or "", trunk.secret or "")
+        except ValueError as exc:
+            log.warning("trunk %s: cannot answer challenge: %s", trunk.name, exc)
+            fork.final = response.status
+            self._fork_failed()
+            return
+        fork.auth_tried = True
+        fork.dialog.local_cseq += 1
+        request = self._fork_invite(fork.dialog, fork.dest, fork.request.body,
+                                    int(fork.request.header("Max-Forwards") or 70))
+        request.set_header("Authorization" if response.status == 401 else "Proxy-Authorization", credentials)
+        fork.request = request
+        fork.provisional = False
+        fork.txn = self.b2bua.layer.send_request(request, fork.dest,
+                                                 lambda r: self.on_fork_response(fork, r, trunk))
+
+    def _fork_failed(self) -> None:
+        if self.state != "ringing" or any(f.final == 0 for f in self.forks):
+            return
+        statuses = [f.final for f in self.forks]
+        status = 486 if 486 in statuses or 600 in statuses else min(statuses, key=_failure_rank)
+        if self.timed_out:
+            status = 480
+        self.fail(status)
+
+    # --- ending -----------------------------------------------------------
+    def fail(self, status: int, reason: str | None = None, disposition: str | None = None) -> None:
+        """Answer the caller with a failure and close the call."""
+        if self.state == "ended":
+            return
+        self.invite.respond(status, reason, to_tag=self.a.dialog.local_tag)
+        self.finish(disposition or ("no-answer" if self.timed_out else disposition_for(status)), status, None)
+
+    def ring_timeout(self) -> None:
+        """Nobody answered in time: cancel the forks and tell the caller."""
+        self.ring_timer = None
+        if self.state != "ringing":
+            return
+        self.timed_out = True
+        for fork in self.forks:
+            if fork.final == 0:
+                self._cancel_fork(fork)
+        self.fail(480, "Temporarily Unavailable (no answer)", "no-answer")
+
+    def caller_cancelled(self) -> None:
+        """The caller sent CANCEL while it rang."""
+        if self.state not in ("routing", "ringing"):
+            return
+        for fork in self.forks:
+            if fork.final == 0:
+                self._cancel_fork(fork)
+        self.invite.respond(487, to_tag=self.a.dialog.local_tag)
+        self.finish("cancelled", 487, self.info.from_number)
+
+    def _cancel_fork(self, fork: Fork) -> None:
+        if fork.provisional:
+            self._send_cancel(fork)
+        else:
+            fork.cancel_pending = True
+
+    def _send_cancel(self, fork: Fork) -> None:
+        fork.cancel_pending = False
+        invite = fork.request
+        headers = [["Via", invite.header_lines("Via")[0]], ["Max-Forwards", "70"],
+                   ["From", invite.header("From") or ""], ["To", invite.header("To") or ""],
+                   ["Call-ID", invite.call_id], ["CSeq", f"{invite.cseq[0]} CANCEL"]]
+        headers += [["Route", r] for r in invite.header_lines("Route")]
+        self.b2bua.layer.send_request(Request("CANCEL", invite.uri, headers), fork.dest, lambda r: None)
+
+    def hangup(self, by: Leg | None, status: int | None = None) -> None:
+        """End an answered call: BYE the other side(s)."""
+        if self.state == "ended":
+            return
+        for leg in (self.a, self.b):
+            if leg is not None and leg is not by:
+                self._send_bye(leg)
+        self.finish("answered", status, by.label if by else "box")
+
+    def _send_bye(self, leg: Leg) -> None:
+        dialog = leg.dialog
+        transport = dialog.peer.transport
+        request = dialog.request("BYE", self.b2bua.endpoint.via(transport, self.b2bua.layer.new_branch()),
+                                 self.b2bua.endpoint.contact("switchboard", transport))
+        self.b2bua.layer.send_request(request, self._dest(dialog), lambda r: None)
+
+    def finish(self, disposition: str, status: int | None, hangup_by: str | None) -> None:
+        """Release everything and write the record."""
+        if self.state == "ended":
+            return
+        self.state = "ended"
+        self._cancel_ring_timer()
+        if self.relay is not None:
+            self.relay.close()
+        self.b2bua.forget(self)
+        self.b2bua.calls.ended(self.info, disposition, status, hangup_by)
+
+    def _cancel_ring_timer(self) -> None:
+        if self.ring_timer is not None:
+            self.ring_timer.cancel()
+            self.ring_timer = None
+
+    # --- in-dialog requests -----------------------------------------------
+    def on_request(self, txn: ServerTransaction, leg: Leg) -> None:
+        """A request inside one leg's dialog."""
+        request = txn.request
+        if not leg.dialog.accept_remote_cseq(request.cseq[0]):
+            txn.respond(500, "Server Internal Error (CSeq out of order)")
+            return
+        if request.contacts:
+            leg.dialog.remote_target = str(request.contacts[0].uri)
+        method = request.method
+        if method == "BYE":
+            txn.respond(200)
+            self.hangup(leg)
+        elif method == "INVITE":
+            self._reinvite(txn, leg)
+        elif method == "OPTIONS":
+            txn.respond(200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
+        elif method in ("INFO", "UPDATE", "MESSAGE", "NOTIFY"):
+            self._forward(txn, leg)
+        else:
+            txn.respond(405, extra=[("Allow", ALLOW)])
+
+    def _other(self, leg: Leg) -> Leg | None:
+        return self.b if leg is self.a else self.a
+
+    def _reinvite(self, txn: ServerTransaction, leg: Leg) -> None:
+        other = self._other(leg)
+        if self.state != "answered" or other is None:
+            txn.respond(491 if self.state == "answered" else 500)
+            return
+        if self.pending_reinvite:
+            txn.respond(491)
+            return
+        body = b""
+        if txn.request.body:
+            try:
+                offer = sdp_mod.parse_sdp(txn.request.body)
+                self._learn_remote(leg.relay_side, offer)
+                relay_leg = self.relay.a if other.relay_side == "a" else self.relay.b
+                body = sdp_mod.anchor(offer, self.b2bua.endpoint.host, relay_leg.port,
+                                      other.sdp_session, other.next_sdp_version()).to_bytes()
+            except sdp_mod.SdpError:
+                txn.respond(488)
+                return
+        self.pending_reinvite = True
+        dialog = other.dialog
+        transport = dialog.peer.transport
+        request = dialog.request("INVITE", self.b2bua.endpoint.via(transport, self.b2bua.layer.new_branch()),
+                                 self.b2bua.endpoint.contact("switchboard", transport), body)
+
+        def answered(response: Response) -> None:
+            if response.status < 200:
+                return
+            self.pending_reinvite = False
+            if response.status >= 300:
+                txn.respond(response.status, response.reason, to_tag=leg.dialog.local_tag)
+                return
+            ack = dialog.request("ACK", self.b2bua.endpoint.via(transport, self.b2bua.layer.new_branch()),
+                                 self.b2bua.endpoint.contact("switchboard", transport), cseq=request.cseq[0])
+            self.b2bua.layer.send_ack(ack, self._dest(dialog))
+            answer = b""
+            if response.body:
+                try:
+                    parsed = sdp_mod.parse_sdp(response.body)
+                    self._learn_remote(other.relay_side, parsed)
+                    relay_leg = self.relay.a if leg.relay_side == "a" else self.relay.b
+                    answer = sdp_mod.anchor(parsed, self.b2bua.endpoint.host, relay_leg.port,
+                                            leg.sdp_session, leg.next_sdp_version()).to_bytes()
+                except sdp_mod.SdpError:
+                    answer = b""
+            extra = [("Contact", self.b2bua.endpoint.contact("switchboard", txn.peer.transport))]
+            if answer:
+                extra.append(("Content-Type", "application/sdp"))
+            txn.respond(200, to_tag=leg.dialog.local_tag, extra=extra, body=answer)
+
+        self.b2bua.layer.send_request(request, self._dest(dialog), answered)
+
+    def _forward(self, txn: ServerTransaction, leg: Leg) -> None:
+        other = self._other(leg)
+        if other is None:
+            txn.respond(481)
+            return
+        dialog = other.dialog
+        transport = dialog.peer.transport
+        source = txn.request
+        request = dialog.request(source.method, self.b2bua.endpoint.via(transport, self.b2bua.layer.new_branch()),
+                                 self.b2bua.endpoint.contact("switchboard", transport), source.body,
+                                 source.header("Content-Type"))
+        for name in ("Event", "Subscription-State"):
+            if source.header(name):
+                request.set_header(name, source.header(name) or "")
+
+        def relay_answer(response: Response) -> None:
+            if response.status >= 200:
+                txn.respond(response.status, response.reason, to_tag=leg.dialog.local_tag)
+
+        self.b2bua.layer.send_request(request, self._dest(dialog), relay_answer)
+
+    def _dest(self, dialog: Dialog) -> Peer:
+        return dialog.peer
+
+
+def _failure_rank(status: int) -> int:
+    """Order failures as RFC 3261 §16.7 suggests: 6xx, then specific 4xx, then 5xx, then timeouts."""
+    if status >= 600:
+        return 0
+    if status in (408, 480, 503):
+        return 3
+    if status >= 500:
+        return 2
+    return 1
+
+
+class B2BUA:
+    """Creates calls, finds them from in-dialog requests, and tracks them while they live."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, layer: TransactionLayer, endpoint: Endpoint,
+                 location: LocationService, calls: CallLog, media, ring_timeout: Callable[[], float]) -> None:  # type: ignore[no-untyped-def]
+        self.loop = loop
+        self.layer = layer
+        self.endpoint = endpoint
+        self.location = location
+        self.calls = calls
+        self.media = media
+        self.ring_timeout = ring_timeout
+        self.dialogs: dict[tuple[str, str], tuple[Call, Leg | None]] = {}
+        self.active: dict[str, Call] = {}
+        self.by_invite: dict[int, Call] = {}
+        # Later issues add destinations such as "ivr" and "queue" here.
+        self.destinations: dict[str, Callable[[Call, Route], None]] = {}
+
+    def start(self, txn: ServerTransaction, route: Route, info: CallInfo, trunk: TrunkPeer | None = None) -> Call | None:
+        """Route an authorised INVITE: ring an extension's contacts or a trunk."""
+        call = Call(self, txn, info)
+        self.active[info.record_id] = call
+        self.by_invite[id(txn)] = call
+        if route.kind == "reject":
+            call.fail(route.status, route.reason or None)
+            return call
+        handler = self.destinations.get(route.kind)
+        if route.kind not in ("extension", "trunk") and handler is None:
+            call.fail(480, f"Temporarily Unavailable ({route.kind} not available)", "failed")
+            return call
+        try:
+            call.relay = self.media.create_relay()
+        except Exception as exc:  # no RTP ports left
+            log.error("cannot allocate media for %s: %s", info.record_id, exc)
+            call.fail(503, "Service Unavailable (no media ports)", "failed")
+            return call
+        try:
+            body = call.offer_sdp_for_b()
+        except sdp_mod.SdpError as exc:
+            log.info("unacceptable SDP on %s: %s", info.record_id, exc)
+            call.fail(488, None, "failed")
+            return call
+        if handler is not None:
+            handler(call, route)
+            return call
+        if route.kind == "extension":
+            bindings = self.location.lookup(route.number)
+            if not bindings:
+                call.fail(480, "Temporarily Unavailable (not registered)", "failed")
+                return call
+            targets = [(b.contact, b.source, route.number, None) for b in bindings]
+        else:
+            assert trunk is not None
+            targets = [(f"sip:{route.number}@{trunk.domain}", trunk.peer, trunk.name, trunk)]
+        call.ring(targets, body or b"")
+        return call
+
+    def find(self, request: Request) -> tuple[Call, Leg | None] | None:
+        """The call and leg an in-dialog request belongs to."""
+        return self.dialogs.get((request.call_id, request.to.tag or ""))
+
+    def on_in_dialog(self, txn: ServerTransaction) -> None:
+        """A request with a To tag."""
+        found = self.find(txn.request)
+        if found is None or found[1] is None or found[0].state == "ended":
+            txn.respond(481)
+            return
+        call, leg = found
+        call.on_request(txn, leg)
+
+    def on_cancel(self, txn: ServerTransaction, invite: ServerTransaction | None) -> None:
+        """CANCEL: 200 for the CANCEL, 487 for the INVITE if it was still ringing."""
+        call = self.by_invite.get(id(invite)) if invite is not None else None
+        if invite is None:
+            txn.respond(481)
+            return
+        txn.respond(200)
+        if call is not None:
+            call.caller_cancelled()
+        elif not invite.answered:
+            invite.respond(487)
+
+    def on_ack(self, request: Request, peer: Peer) -> None:
+        """ACK for a 2xx we sent: nothing to forward, the other leg was ACKed already."""
+
+    def on_ack_timeout(self, txn: ServerTransaction) -> None:
+        """The caller never ACKed our 200: hang up."""
+        call = self.by_invite.get(id(txn))
+        if call is not None and call.state == "answered":
+            log.warning("no ACK for call %s; hanging up", call.info.record_id)
+            call.hangup(call.a)
+
+    def on_stray_response(self, response: Response, peer: Peer) -> None:
+        """A 2xx retransmitted after its transaction ended: ACK it again."""
+        if response.status < 200 or response.status >= 300 or response.cseq[1] != "INVITE":
+            return
+        found = self.dialogs.get((response.call_id, response.from_.tag or ""))
+        if found is None:
+            return
+        call, leg = found
+        if leg is not None and leg.dialog.remote_tag == (response.to.tag or ""):
+            ack = leg.dialog.request("ACK", self.endpoint.via(peer.transport, self.layer.new_branch()),
+                                     self.endpoint.contact("switchboard", peer.transport), cseq=response.cseq[0])
+            self.layer.send_ack(ack, leg.dialog.peer)
+
+    def forget(self, call: Call) -> None:
+        """Drop a finished call from the indexes (after a grace period for late messages)."""
+        self.active.pop(call.info.record_id, None)
+
+        def drop() -> None:
+            self.by_invite.pop(id(call.invite), None)
+            for key in [k for k, (c, _) in self.dialogs.items() if c is call]:
+                del self.dialogs[key]
+
+        self.loop.call_later(32.0, drop)

@@ -1,0 +1,238 @@
+"""SIP over UDP and TCP on one port, with RFC 3581 rport/received on the way in."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Callable
+
+from .message import Message, Request, Response, SipParseError, frame_stream, parse_message
+
+log = logging.getLogger("switchboard.sip.transport")
+_UDP_MAX = 65535
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where a message came from or goes to: transport and address."""
+
+    transport: str  # "UDP" or "TCP"
+    host: str
+    port: int
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        """Host and port as a socket address."""
+        return (self.host, self.port)
+
+
+MessageHandler = Callable[[Message, Peer], None]
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One TCP connection: frames the byte stream into SIP messages."""
+
+    def __init__(self, owner: "SipTransport") -> None:
+        self.owner = owner
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.peer: Peer | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        host, port = transport.get_extra_info("peername")[:2]
+        self.peer = Peer("TCP", host, port)
+        self.owner._connections[self.peer.addr] = self
+
+    def data_received(self, data: bytes) -> None:
+        if self.owner.is_blocked(self.peer.host):  # type: ignore[union-attr]
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        self.buffer += data
+        while True:
+            try:
+                raw = frame_stream(self.buffer)
+            except SipParseError as exc:
+                log.warning("closing TCP %s: %s", self.peer, exc.reason)
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            if raw is None:
+                return
+            self.owner._received(raw, self.peer, stream=True)  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer and self.owner._connections.get(self.peer.addr) is self:
+            del self.owner._connections[self.peer.addr]
+
+
+class SipTransport:
+    """Listens on one UDP and one TCP port and hands whole messages to a handler."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, handler: MessageHandler) -> None:
+        self.loop = loop
+        self.host = host
+        self.port = port
+        self.handler = handler
+        self.udp: socket.socket | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: dict[tuple[str, int], _TcpConnection] = {}
+        self._buffer = bytearray(_UDP_MAX)
+        self._view = memoryview(self._buffer)
+        self.stats = {"rx": 0, "tx": 0, "bad": 0, "blocked": 0}
+        self.is_blocked: Callable[[str], bool] = lambda host: False  # the ban list, checked before parsing
+
+    async def start(self) -> None:
+        """Bind UDP and TCP on the same port."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        udp.bind((self.host, self.port))
+        udp.setblocking(False)
+        self.port = udp.getsockname()[1]
+        self.udp = udp
+        self.loop.add_reader(udp.fileno(), self._on_udp_readable)
+        self._server = await self.loop.create_server(
+            lambda: _TcpConnection(self), self.host, self.port, reuse_address=True)
+
+    async def stop(self) -> None:
+        """Close every socket."""
+        if self.udp is not None:
+            self.loop.remove_reader(self.udp.fileno())
+            self.udp.close()
+            self.udp = None
+        if self._server is not None:
+            self._server.close()
+            for conn in list(self._connections.values()):
+                if conn.transport:
+                    conn.transport.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def _on_udp_readable(self) -> None:
+        udp = self.udp
+        while udp is not None:
+            try:
+                size, addr = udp.recvfrom_into(self._buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP port unreachable reported on the socket
+                log.debug("UDP receive error: %s", exc)
+                continue
+            if size <= 4:
+                continue  # keepalive CRLFs and empty datagrams
+            if self.is_blocked(addr[0]):
+                self.stats["blocked"] += 1
+                continue
+            self._received(bytes(self._view[:size]), Peer("UDP", addr[0], addr[1]))
+
+    def _received(self, raw: bytes, peer: Peer, stream: bool = False) -> None:
+        self.stats["rx"] += 1
+        try:
+            message = parse_message(raw, stream=stream)
+            if isinstance(message, Request):
+                _stamp_via(message, peer)
+        except SipParseError as exc:
+            self.stats["bad"] += 1
+            log.info("malformed message from %s:%s: %s", peer.host, peer.port, exc.reason)
+            self._answer_malformed(raw, peer, exc)
+            return
+        except Exception:  # the parser must never take the process down
+            self.stats["bad"] += 1
+            log.exception("parser failure on message from %s", peer)
+            return
+        try:
+            self.handler(message, peer)
+        except Exception:
+            log.exception("error handling %r from %s", message, peer)
+
+    def _answer_malformed(self, raw: bytes, peer: Peer, error: SipParseError) -> None:
+        """Answer a broken request when enough of it survives to address a response."""
+        if raw[:4].upper() == b"SIP/":
+            return  # a broken response is dropped
+        salvaged = salvage_headers(raw)
+        if salvaged is None:
+            return
+        response = Response(error.status, None, salvaged)
+        if error.status == 505:
+            response.reason = "Version Not Supported"
+        self.send(response.to_bytes(), peer)
+
+    def send(self, data: bytes, peer: Peer) -> bool:
+        """Send bytes to a peer; over TCP only on an open connection. False if not sent."""
+        self.stats["tx"] += 1
+        if peer.transport == "TCP":
+            conn = self._connections.get(peer.addr)
+            if conn is None or conn.transport is None or conn.transport.is_closing():
+                self.loop.create_task(self._connect_and_send(data, peer))
+                return True
+            conn.transport.write(data)
+            return True
+        try:
+            self.udp.sendto(data, peer.addr)  # type: ignore[union-attr]
+            return True
+        except OSError as exc:
+            log.debug("UDP send to %s failed: %s", peer, exc)
+            return False
+
+    async def _connect_and_send(self, data: bytes, peer: Peer) -> None:
+        try:
+            transport, _ = await self.loop.create_connection(lambda: _TcpConnection(self), peer.host, peer.port)
+            transport.write(data)
+        except OSError as exc:
+            log.info("TCP connect to %s:%s failed: %s", peer.host, peer.port, exc)
+
+    def has_connection(self, peer: Peer) -> bool:
+        """Whether a TCP connection to the peer is open."""
+        return peer.addr in self._connections
+
+
+def _stamp_via(request: Request, peer: Peer) -> None:
+    """Add received and rport to the top Via (RFC 3261 §18.2.1, RFC 3581 §4)."""
+    try:
+        via = request.top_via
+    except (ValueError, IndexError):
+        return  # validation answers 400 later
+    changed = False
+    if "rport" in via.params:
+        via.params["rport"] = str(peer.port)
+        changed = True
+    if via.host.strip("[]") != peer.host or changed:
+        via.params["received"] = peer.host
+        changed = True
+    if changed:
+        lines = request.header_values("Via")
+        lines[0] = str(via)
+        vias = request.vias  # keep the parsed cache across the rewrite
+        request.remove_header("Via")
+        for value in reversed(lines):
+            request.add_header("Via", value, first=True)
+        request._cache["vias"] = vias
+
+
+def response_destination(response: Response, arrived: Peer) -> Peer:
+    """Where a response goes: the top Via's received/rport, or the connection (RFC 3261 §18.2.2)."""
+    if arrived.transport == "TCP":
+        return arrived
+    via = response.top_via
+    host = via.params.get("received") or via.host.strip("[]")
+    rport = via.params.get("rport")
+    port = int(rport) if rport else (via.port or 5060)
+    return Peer("UDP", host, port)
+
+
+def salvage_headers(raw: bytes) -> list[list[str]] | None:
+    """Pull the headers a response needs out of a message the parser rejected."""
+    wanted = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t": "To",
+              "call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq"}
+    found: list[list[str]] = []
+    text = raw.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    for line in text.split("\r\n")[1:]:
+        name, colon, value = line.partition(":")
+        key = name.strip().lower()
+        if colon and key in wanted:
+            found.append([wanted[key], value.strip()])
+    names = {name for name, _ in found}
+    if not {"Via", "From", "To", "Call-ID", "CSeq"} <= names:
+        return None
+    return found

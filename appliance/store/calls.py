@@ -1,0 +1,126 @@
+"""Call records: one row per call, from first ring to hang-up."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from appliance.store.db import db_lock, from_iso, to_iso, transaction
+
+DIRECTIONS = ("internal", "inbound", "outbound")
+DISPOSITIONS = ("answered", "busy", "no-answer", "cancelled", "failed")
+
+
+def start_call(
+    db: Database,
+    *,
+    sip_call_id: str,
+    direction: str,
+    line: str,
+    from_number: str,
+    from_name: str | None,
+    to_number: str,
+    started_at: datetime | str | None = None,
+    extra: dict | None = None,
+) -> str:
+    """Record a new call and return its id (uuid4 hex)."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    call_id = uuid.uuid4().hex
+    row = {
+        "id": call_id,
+        "sip_call_id": sip_call_id,
+        "direction": direction,
+        "line": line,
+        "from_number": from_number,
+        "from_name": from_name,
+        "to_number": to_number,
+        "started_at": to_iso(started_at),
+        "extra": json.dumps(extra) if extra else None,
+    }
+    with transaction(db):
+        db["calls"].insert(row)
+    return call_id
+
+
+def mark_answered(db: Database, call_id: str, answered_by: str, at: datetime | str | None = None) -> bool:
+    """Note who answered and when; False if the call was already answered or ended."""
+    with transaction(db):
+        updated = db.execute(
+            "UPDATE calls SET answered_by = ?, answered_at = ? "
+            "WHERE id = ? AND answered_at IS NULL AND ended_at IS NULL",
+            [answered_by, to_iso(at), call_id],
+        ).rowcount
+        if not updated:
+            _require(db, call_id)
+        return updated > 0
+
+
+def finish_call(
+    db: Database,
+    call_id: str,
+    disposition: str,
+    sip_status: int | None = None,
+    hangup_by: str | None = None,
+    at: datetime | str | None = None,
+) -> bool:
+    """Close the record and compute the answered duration; False if it was already closed."""
+    if disposition not in DISPOSITIONS:
+        raise ValueError(f"disposition must be one of {DISPOSITIONS}, got {disposition!r}")
+    ended_at = to_iso(at)
+    with transaction(db):
+        row = _require(db, call_id)
+        if row["ended_at"] is not None:
+            return False
+        duration = None
+        if row["answered_at"] is not None:
+            seconds = (from_iso(ended_at) - from_iso(row["answered_at"])).total_seconds()
+            duration = round(max(seconds, 0.0), 3)
+        db.execute(
+            "UPDATE calls SET ended_at = ?, disposition = ?, sip_status = ?, hangup_by = ?, duration = ? "
+            "WHERE id = ?",
+            [ended_at, disposition, sip_status, hangup_by, duration, call_id],
+        )
+        return True
+
+
+def update_extra(db: Database, call_id: str, **fields: Any) -> dict:
+    """Merge JSON-serialisable fields into the call's `extra` and return the result."""
+    with transaction(db):
+        row = _require(db, call_id)
+        extra = {**_decode(row["extra"]), **fields}
+        db.execute("UPDATE calls SET extra = ? WHERE id = ?", [json.dumps(extra), call_id])
+        return extra
+
+
+def get_call(db: Database, call_id: str) -> dict | None:
+    """One call record with `extra` decoded to a dict, or None."""
+    with db_lock(db):
+        rows = list(db.query("SELECT * FROM calls WHERE id = ?", [call_id]))
+    return _out(rows[0]) if rows else None
+
+
+def recent_calls(db: Database, limit: int = 50) -> list[dict]:
+    """The latest calls, newest first."""
+    with db_lock(db):
+        rows = list(db.query("SELECT * FROM calls ORDER BY started_at DESC, rowid DESC LIMIT ?", [limit]))
+    return [_out(r) for r in rows]
+
+
+def _require(db: Database, call_id: str) -> dict:
+    rows = list(db.query("SELECT * FROM calls WHERE id = ?", [call_id]))
+    if not rows:
+        raise KeyError(f"no call record {call_id!r}")
+    return rows[0]
+
+
+def _decode(extra: str | None) -> dict:
+    return json.loads(extra) if extra else {}
+
+
+def _out(row: dict) -> dict:
+    return {**row, "extra": _decode(row["extra"])}

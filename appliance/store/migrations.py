@@ -1,0 +1,124 @@
+"""Schema migrations, applied in order and tracked by PRAGMA user_version.
+
+Migrations are frozen once released: change the schema by appending a function,
+never by editing an old one. Each runs in its own transaction together with the
+user_version bump, so a failure leaves the database at the previous version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+from appliance.store.db import db_lock, transaction
+
+
+def _m001_initial(db: Database) -> None:
+    """Directory, trunks, call records and settings."""
+    db.execute(
+        """
+        CREATE TABLE extensions (
+            number TEXT PRIMARY KEY,
+            name TEXT,
+            ha1_md5 TEXT,
+            ha1_sha256 TEXT,
+            realm TEXT,
+            allow_external INTEGER DEFAULT 1,
+            allow_international INTEGER DEFAULT 0,
+            source TEXT DEFAULT 'provision',
+            updated_at TEXT
+        )
+        """
+    )
+    # The trunk secret is kept in plain text on purpose: the box must answer the
+    # ITSP's digest challenge with it, so a hash would be useless.
+    db.execute(
+        """
+        CREATE TABLE trunks (
+            name TEXT PRIMARY KEY,
+            host TEXT,
+            port INTEGER,
+            transport TEXT DEFAULT 'udp',
+            username TEXT,
+            secret TEXT,
+            register INTEGER,
+            inbound TEXT,
+            outbound_prefix TEXT,
+            expires INTEGER DEFAULT 300,
+            from_domain TEXT,
+            source TEXT,
+            updated_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE calls (
+            id TEXT PRIMARY KEY,
+            sip_call_id TEXT,
+            direction TEXT,
+            line TEXT,
+            from_number TEXT,
+            from_name TEXT,
+            to_number TEXT,
+            answered_by TEXT,
+            started_at TEXT,
+            answered_at TEXT,
+            ended_at TEXT,
+            disposition TEXT,
+            sip_status INTEGER,
+            hangup_by TEXT,
+            duration REAL,
+            extra TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_calls_started_at ON calls(started_at)")
+    db.execute("CREATE INDEX idx_calls_from_number ON calls(from_number)")
+    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT)")
+
+
+def _m002_registrations(db: Database) -> None:
+    """Registered contacts, so a restart keeps phones reachable and the CLI can show them."""
+    db.execute(
+        """
+        CREATE TABLE registrations (
+            aor TEXT NOT NULL,
+            contact TEXT NOT NULL,
+            transport TEXT,
+            host TEXT,
+            port INTEGER,
+            expires_at REAL,
+            user_agent TEXT,
+            PRIMARY KEY (aor, contact)
+        )
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _m001_initial,
+    _m002_registrations,
+]
+
+
+def schema_version(db: Database) -> int:
+    """The migration number the database is at (0 for a fresh file)."""
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: Database) -> int:
+    """Apply pending migrations and return the resulting schema version."""
+    with db_lock(db):
+        current = schema_version(db)
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"database schema version {current} is newer than this Switchboard "
+                f"({len(MIGRATIONS)}); refusing to touch it"
+            )
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            with transaction(db):
+                step(db)
+                db.execute(f"PRAGMA user_version = {version}")
+        return schema_version(db)

@@ -1,0 +1,63 @@
+"""Sync the database with a provisioning file: the file owns what it provisioned."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlite_utils import Database
+
+from appliance.config import Provisioning
+from appliance.store.db import transaction
+from appliance.store.directory import (
+    delete_extension,
+    delete_trunk,
+    set_setting,
+    upsert_extension,
+    upsert_trunk,
+)
+
+SOURCE = "provision"
+ALLOW_INTERNATIONAL = "security.allow_international"
+
+
+def _counts() -> dict[str, int]:
+    return {"added": 0, "updated": 0, "removed": 0, "unchanged": 0}
+
+
+def apply_provisioning(db: Database, prov: Provisioning, realm: str) -> dict:
+    """Upsert everything in `prov`, drop provisioned rows it no longer lists, all in one transaction.
+
+    Rows created elsewhere (source other than "provision") are left alone unless the
+    file names them, in which case the file takes them over.
+    """
+    summary = {"extensions": _counts(), "trunks": _counts()}
+    with transaction(db):
+        for ext in prov.extensions:
+            status = upsert_extension(
+                db,
+                ext.number,
+                ext.name,
+                ext.secret,
+                realm,
+                allow_external=ext.allow_external,
+                allow_international=ext.allow_international,
+                source=SOURCE,
+            )
+            summary["extensions"][status] += 1
+        keep = {ext.number for ext in prov.extensions}
+        for row in list(db.query("SELECT number FROM extensions WHERE source = ?", [SOURCE])):
+            if row["number"] not in keep:
+                delete_extension(db, row["number"])
+                summary["extensions"]["removed"] += 1
+
+        for trunk in prov.trunks:
+            status = upsert_trunk(db, **dataclasses.asdict(trunk), source=SOURCE)
+            summary["trunks"][status] += 1
+        keep = {trunk.name for trunk in prov.trunks}
+        for row in list(db.query("SELECT name FROM trunks WHERE source = ?", [SOURCE])):
+            if row["name"] not in keep:
+                delete_trunk(db, row["name"])
+                summary["trunks"]["removed"] += 1
+
+        set_setting(db, ALLOW_INTERNATIONAL, prov.security.allow_international)
+    return summary

@@ -1,0 +1,1 @@
+"""Hardware behind small interfaces: modem lines and status LEDs. Never imports appliance."""

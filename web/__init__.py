@@ -1,0 +1,1 @@
+"""The local web application: CRM, agent console and screen pop."""
