@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .uri import AbsoluteUri, SipUri, UriError, parse_uri
+from .uri import AbsoluteUri, SipUri, UriError, is_host, parse_uri
 
 COMPACT = {
     "i": "Call-ID", "m": "Contact", "e": "Content-Encoding", "l": "Content-Length",
@@ -37,6 +37,9 @@ SINGLE_HEADERS = frozenset({
 })
 TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 _PARAM_VALUE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+\Z")
+_DIGITS = re.compile(r"[0-9]{1,10}\Z")
+# Controls that a quoted-string can only carry as a quoted-pair (RFC 3261 §25.1).
+_QUOTABLE_CTL = re.compile(r'[\x00-\x08\x0b\x0c\x0e-\x1f\x7f"\\]')
 
 
 class HeaderError(ValueError):
@@ -96,8 +99,9 @@ def unquote(text: str) -> str:
 
 
 def quote(text: str) -> str:
-    """Quoted-string form of text."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Quoted-string form of text (CR and LF, which no quoted-pair can carry, are dropped)."""
+    text = text.replace("\r", "").replace("\n", "")
+    return '"' + _QUOTABLE_CTL.sub(lambda m: "\\" + m.group(0), text) + '"'
 
 
 def _scan_quoted(text: str, start: int) -> int:
@@ -175,7 +179,7 @@ class Via:
         return f"SIP/2.0/{self.transport} {self.host}{port}{format_params(self.params)}"
 
 
-_VIA = re.compile(r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(\[[0-9A-Fa-f:.]+\]|[^\s;:\[]+)(?:\s*:\s*(\d{1,5}))?\s*(.*)\Z", re.S)
+_VIA = re.compile(r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(\[[0-9A-Fa-f:.]+\]|[^\s;:\[]+)(?:\s*:\s*([0-9]{1,5}))?\s*(.*)\Z", re.S)
 
 
 def parse_via(value: str) -> Via:
@@ -184,6 +188,8 @@ def parse_via(value: str) -> Via:
     if not match:
         raise HeaderError(f"bad Via {value!r}")
     transport, host, port_text, rest = match.groups()
+    if not is_host(host):
+        raise HeaderError(f"bad Via host {value!r}")
     port = int(port_text) if port_text else None
     if port is not None and not 0 < port < 65536:
         raise HeaderError(f"bad Via port {value!r}")
@@ -248,7 +254,7 @@ def parse_name_addr(value: str) -> NameAddr:
 def parse_cseq(value: str) -> tuple[int, str]:
     """Parse a CSeq value into number and method."""
     parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not TOKEN.match(parts[1]) or len(parts[0]) > 10:
+    if len(parts) != 2 or not _DIGITS.match(parts[0]) or not TOKEN.match(parts[1]):
         raise HeaderError(f"bad CSeq {value!r}")
     number = int(parts[0])
     if number >= 2**31:
@@ -259,6 +265,6 @@ def parse_cseq(value: str) -> tuple[int, str]:
 def parse_uint(value: str, name: str, limit: int) -> int:
     """Parse a non-negative decimal header value up to limit."""
     text = value.strip()
-    if not text.isdigit() or len(text) > 10 or int(text) > limit:
+    if not _DIGITS.match(text) or int(text) > limit:
         raise HeaderError(f"bad {name} {value!r}")
     return int(text)

@@ -7,16 +7,22 @@ from urllib.parse import unquote_to_bytes
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.?\Z")
-_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}\Z")
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}\Z")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
 # Characters allowed unescaped in the user part, params and headers (RFC 3261 §25.1).
 _USER_CHARS = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})*\Z")
 _PASSWORD_CHARS = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*\Z")
 _PARAM_CHARS = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+\Z")
 _HEADER_CHARS = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|%[0-9A-Fa-f]{2})*\Z")
+_PORT = re.compile(r":[0-9]{1,5}\Z")
+# Never valid unescaped anywhere in a URI: controls, space, <, > and ".
+_NOT_URIC = re.compile(r"[\x00-\x20\x7f<>\"]")
+_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
+# RFC 2396 reserved characters, and '%' itself: escaped, they differ from themselves unescaped.
+_KEEP_ESCAPED = frozenset(b";/?:@&=+$,%")
 
 # Parameters that must match when present in either URI (RFC 3261 §19.1.4).
-_SIGNIFICANT = ("user", "ttl", "method", "maddr", "transport")
+_SIGNIFICANT = frozenset({b"user", b"ttl", b"method", b"maddr", b"transport"})
 
 
 class UriError(ValueError):
@@ -32,6 +38,19 @@ def unescape(text: str) -> str:
     if "%" not in text:
         return text
     return unquote_to_bytes(text).decode("utf-8", "surrogateescape")
+
+
+def _comparable(text: str) -> bytes:
+    """Form for RFC 3261 §19.1.4 comparison: only unreserved characters equal their escapes."""
+    raw = text.encode("utf-8", "surrogateescape")
+    if b"%" not in raw:
+        return raw
+
+    def decode(match: re.Match[bytes]) -> bytes:
+        byte = int(match.group(1), 16)
+        return b"%%%02X" % byte if byte in _KEEP_ESCAPED else bytes((byte,))
+
+    return _ESCAPE.sub(decode, raw)
 
 
 @dataclass
@@ -63,12 +82,20 @@ class SipUri:
         return None if self.user is None else unescape(self.user)
 
     def param(self, name: str) -> str | None:
-        """Value of a URI parameter, by case-insensitive name."""
-        return self.params.get(name.lower())
+        """Value of a URI parameter, by case-insensitive name (escaped names match too)."""
+        key = self._param_key(name)
+        return None if key is None else self.params[key]
 
     def has_param(self, name: str) -> bool:
         """Whether a URI parameter is present, valued or not."""
-        return name.lower() in self.params
+        return self._param_key(name) is not None
+
+    def _param_key(self, name: str) -> str | None:
+        lower = name.lower()
+        if lower in self.params:
+            return lower
+        wanted = _comparable(lower).lower()
+        return next((k for k in self.params if "%" in k and _comparable(k).lower() == wanted), None)
 
     def host_port(self) -> tuple[str, int]:
         """Host and port to send to, with the default port applied."""
@@ -138,6 +165,14 @@ def _parse_headers(text: str) -> dict[str, str]:
     return headers
 
 
+def is_host(text: str) -> bool:
+    """Whether text is a hostname, IPv4 address or IPv6 reference (no port)."""
+    try:
+        return _parse_hostport(text)[1] is None
+    except UriError:
+        return False
+
+
 def _parse_hostport(text: str) -> tuple[str, int | None]:
     if text.startswith("["):
         end = text.find("]")
@@ -156,7 +191,7 @@ def _parse_hostport(text: str) -> tuple[str, int | None]:
             raise UriError(f"bad host {host!r}")
     if not rest:
         return host, None
-    if not rest.startswith(":") or not rest[1:].isdigit() or len(rest) > 6:
+    if not _PORT.match(rest):
         raise UriError(f"bad port in {text!r}")
     port = int(rest[1:])
     if not 0 < port < 65536:
@@ -170,7 +205,7 @@ def parse_sip_uri(text: str) -> SipUri:
     scheme = scheme.lower()
     if not colon or scheme not in ("sip", "sips"):
         raise UriError(f"not a SIP URI: {text!r}")
-    if not rest or any(c in rest for c in " \t\r\n<>\""):
+    if not rest or _NOT_URIC.search(rest):
         raise UriError(f"bad characters in URI {text!r}")
     user = password = None
     at = rest.rfind("@")
@@ -198,7 +233,7 @@ def parse_uri(text: str) -> SipUri | AbsoluteUri:
         raise UriError(f"not a URI: {text!r}")
     if scheme.lower() in ("sip", "sips"):
         return parse_sip_uri(text)
-    if any(c in rest for c in " \t\r\n<>\""):
+    if _NOT_URIC.search(rest):
         raise UriError(f"bad characters in URI {text!r}")
     return AbsoluteUri(scheme.lower(), rest)
 
@@ -207,19 +242,28 @@ def uri_equal(a: SipUri, b: SipUri) -> bool:
     """Compare two SIP URIs as RFC 3261 §19.1.4 says."""
     if a.scheme != b.scheme or a.host_lower != b.host_lower or a.port != b.port:
         return False
-    if a.user_unescaped != b.user_unescaped:
+    # userinfo is case-sensitive; everything else compares case-insensitively
+    if _optional(a.user) != _optional(b.user) or _optional(a.password or None) != _optional(b.password or None):
         return False
-    if (a.password and unescape(a.password)) != (b.password and unescape(b.password)):
-        return False
-    for name in set(a.params) | set(b.params):
-        in_a, in_b = name in a.params, name in b.params
-        if not (in_a and in_b):
+    pa, pb = _comparable_params(a), _comparable_params(b)
+    for name in pa.keys() | pb.keys():
+        if name not in pa or name not in pb:
             if name in _SIGNIFICANT:
                 return False
             continue
-        va, vb = a.params[name], b.params[name]
-        if (va is None) != (vb is None) or (va and vb and unescape(va).lower() != unescape(vb).lower()):
+        if pa[name] != pb[name]:
             return False
-    ha = {k.lower(): unescape(v) for k, v in a.headers.items()}
-    hb = {k.lower(): unescape(v) for k, v in b.headers.items()}
+    ha = {_comparable(k).lower(): _comparable(v) for k, v in a.headers.items()}
+    hb = {_comparable(k).lower(): _comparable(v) for k, v in b.headers.items()}
     return ha == hb
+
+
+def _optional(text: str | None) -> bytes | None:
+    return None if text is None else _comparable(text)
+
+
+def _comparable_params(uri: SipUri) -> dict[bytes, bytes | None]:
+    return {
+        _comparable(k).lower(): None if v is None else _comparable(v).lower()
+        for k, v in uri.params.items()
+    }

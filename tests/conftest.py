@@ -1,0 +1,60 @@
+"""Shared fixtures: a real box on 127.0.0.1 and a scratch folder for peers."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from peers import RunningBox, start_box
+
+PROVISION = """
+[[extensions]]
+number = "201"
+name = "Ann"
+secret = "s3cret-201"
+
+[[extensions]]
+number = "202"
+name = "Bob"
+secret = "s3cret-202"
+
+[[extensions]]
+number = "203"
+name = "Cleo"
+secret = "s3cret-203"
+allow_external = false
+
+[security]
+allow_international = false
+"""
+
+
+@pytest.fixture
+def box_factory(tmp_path: Path) -> Iterator[Callable[..., RunningBox]]:
+    """Start boxes with a provisioning text and extra CLI flags; all are stopped afterwards."""
+    started: list[RunningBox] = []
+
+    def make(provision: str | None = PROVISION, *extra: str, name: str = "box", **kwargs) -> RunningBox:
+        box = start_box(tmp_path / name, provision, *extra, **kwargs)
+        started.append(box)
+        return box
+
+    yield make
+    for box in started:
+        code = box.stop()
+        assert code == 0, f"box exited with {code}:\n{box.log()[-3000:]}"
+
+
+@pytest.fixture
+def box(box_factory: Callable[..., RunningBox]) -> RunningBox:
+    """A box with extensions 201-203 and a 5 s ring timeout."""
+    return box_factory(PROVISION, "--ring-timeout", "5")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """Where SIPp writes its logs and injection files."""
+    path = tmp_path / "peers"
+    path.mkdir()
+    return path
