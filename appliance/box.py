@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from .api import BoxApi
 from .bus import EventBus
 from .calls.records import CallLog
 from .calls.router import DialPlan, DialPlanPolicy
@@ -26,6 +27,7 @@ from .sip.transaction import TransactionLayer
 from .sip.transport import Peer, SipTransport
 from .sip.trunk import TrunkClient, TrunkStatus
 from .sip.uri import UriError, parse_sip_uri
+from .store import calls as store_calls
 from .store import directory, registrations
 from .store.db import open_database
 from .store.provision import ALLOW_INTERNATIONAL, apply_provisioning
@@ -54,6 +56,9 @@ class Box:
         loop = asyncio.get_running_loop()
         self.loop = loop
         self.db = db = open_database(s.db_path)
+        interrupted = store_calls.close_interrupted(db)
+        if interrupted:
+            log.warning("closed %d call records left open by an unclean stop", interrupted)
         if self.provision is not None:
             summary = apply_provisioning(db, load_provisioning(self.provision), s.realm)
             log.info("provisioned from %s: %s", self.provision, json.dumps(summary))
@@ -98,6 +103,13 @@ class Box:
             client = TrunkClient(loop, layer, self.endpoint, row, self.bus, self._save_trunk_status)
             self.trunks[row["name"]] = client
             await client.start()
+        self.api = BoxApi(self)
+        self.web = None
+        if s.http_port:
+            from web.app import create_app  # Flask loads only when the web is on
+            from web.server import WebServer
+            self.web = WebServer(create_app(self.api), s.bind, s.http_port)
+            self.web.start()
         self.started_at = time.time()
         self.ready_after = time.monotonic() - began
         self.bus.publish("box.ready", sip_port=self.transport.port)
@@ -111,6 +123,8 @@ class Box:
 
     async def stop(self) -> None:
         """Un-register trunks, close sockets and the store."""
+        if getattr(self, "web", None) is not None:
+            self.web.stop()
         for client in self.trunks.values():
             client.stop()
         await asyncio.sleep(0.05)  # let un-REGISTERs leave

@@ -325,3 +325,22 @@ def test_call_record_survives_reopen(tmp_path):
     assert record["disposition"] == "answered" and record["duration"] is not None
     assert record["extra"] == {"did": "301"}
     reopened.close()
+
+
+def test_records_left_open_by_a_crash_are_closed(db):
+    ringing = calls.start_call(db, sip_call_id="a", direction="internal", line="internal",
+                               from_number="201", from_name="Ann", to_number="202")
+    talking = calls.start_call(db, sip_call_id="b", direction="internal", line="internal",
+                               from_number="202", from_name="Bob", to_number="201")
+    calls.mark_answered(db, talking, "201")
+    done = calls.start_call(db, sip_call_id="c", direction="internal", line="internal",
+                            from_number="201", from_name="Ann", to_number="203")
+    calls.finish_call(db, done, "busy", sip_status=486)
+
+    assert calls.close_interrupted(db) == 2
+
+    assert calls.get_call(db, ringing)["disposition"] == "failed"
+    assert calls.get_call(db, talking)["disposition"] == "answered"
+    assert calls.get_call(db, talking)["extra"] == {"interrupted": True}
+    assert calls.get_call(db, done)["disposition"] == "busy"
+    assert calls.close_interrupted(db) == 0

@@ -88,6 +88,18 @@ def finish_call(
         return True
 
 
+def close_interrupted(db: Database, at: datetime | str | None = None) -> int:
+    """Close records left open by a crash or power cut; returns how many were closed."""
+    with transaction(db):
+        open_ids = [r["id"] for r in db.query("SELECT id, answered_at FROM calls WHERE ended_at IS NULL")]
+    for call_id in open_ids:
+        row = get_call(db, call_id)
+        disposition = "answered" if row and row["answered_at"] else "failed"
+        finish_call(db, call_id, disposition, hangup_by="restart", at=at)
+        update_extra(db, call_id, interrupted=True)
+    return len(open_ids)
+
+
 def update_extra(db: Database, call_id: str, **fields: Any) -> dict:
     """Merge JSON-serialisable fields into the call's `extra` and return the result."""
     with transaction(db):

@@ -1,0 +1,33 @@
+"""Runs the web app on a waitress thread inside the box's process."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from waitress.server import create_server
+
+log = logging.getLogger("switchboard.web")
+
+
+class WebServer:
+    """A waitress server on its own thread; the asyncio loop stays the core's."""
+
+    def __init__(self, app, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+        self._server = create_server(app, host=host, port=port, threads=4, ident="switchboard")
+        self.port = self._server.effective_port  # type: ignore[union-attr]
+        self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except OSError:  # closed while stopping
+            pass
+
+    def start(self) -> None:
+        """Start serving."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.close()
+        self._thread.join(2)
