@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
+        print(f"switchboard: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 

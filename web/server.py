@@ -13,7 +13,10 @@ class WebServer:
     """A waitress server on its own thread; the asyncio loop stays the core's."""
 
     def __init__(self, app, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
-        self._server = create_server(app, host=host, port=port, threads=4, ident="switchboard")
+        try:
+            self._server = create_server(app, host=host, port=port, threads=4, ident="switchboard")
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot serve the web on {host}:{port}: {exc.strerror}") from None
         self.port = self._server.effective_port  # type: ignore[union-attr]
         self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
 

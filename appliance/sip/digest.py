@@ -104,21 +104,17 @@ def parse_credentials(value: str) -> tuple[str, dict[str, str]]:
         expect_separator = True
 
 
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.S)
+_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
 def _read_quoted(text: str, pos: int) -> tuple[str, int]:
     """Unescaped content of the quoted-string starting at pos, and the offset after it."""
-    out: list[str] = []
-    i = pos + 1
-    while i < len(text):
-        char = text[i]
-        if char == "\\" and i + 1 < len(text):
-            out.append(text[i + 1])
-            i += 2
-        elif char == '"':
-            return "".join(out), i + 1
-        else:
-            out.append(char)
-            i += 1
-    raise ValueError("unterminated quoted string")
+    match = _QUOTED.match(text, pos)
+    if match is None:
+        raise ValueError("unterminated quoted string")
+    content = match.group(1)
+    return (_ESCAPE.sub(r"\1", content) if "\\" in content else content), match.end()
 
 
 class NonceManager:
@@ -139,7 +135,7 @@ class NonceManager:
 
     def _mac(self, body: bytes) -> bytes:
         """HMAC-SHA256 over timestamp and random part."""
-        return hmac.new(self._secret, body, hashlib.sha256).digest()
+        return hmac.digest(self._secret, body, "sha256")
 
     def issue(self) -> str:
         """A fresh nonce carrying its issue time in milliseconds."""

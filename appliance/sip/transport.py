@@ -87,7 +87,11 @@ class SipTransport:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         udp = socket.socket(family, socket.SOCK_DGRAM)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        udp.bind((self.host, self.port))
+        try:
+            udp.bind((self.host, self.port))
+        except OSError as exc:
+            udp.close()
+            raise OSError(exc.errno, f"cannot listen for SIP on {self.host}:{self.port}: {exc.strerror}") from None
         udp.setblocking(False)
         self.port = udp.getsockname()[1]
         self.udp = udp
