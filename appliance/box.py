@@ -100,7 +100,8 @@ class Box:
         layer.start()
         self._purge_timer = loop.call_later(30.0, self._purge)
         for row in directory.list_trunks(db, include_secret=True):
-            client = TrunkClient(loop, layer, self.endpoint, row, self.bus, self._save_trunk_status)
+            client = TrunkClient(loop, layer, self.endpoint, row, self.bus, self._save_trunk_status,
+                                 keepalive=s.trunk_keepalive)
             self.trunks[row["name"]] = client
             await client.start()
         self.api = BoxApi(self)

@@ -170,13 +170,15 @@ class Settings:
     ban_window: float = 60.0
     ban_seconds: float = 600.0
     nonce_lifetime: float = 300.0
-    # MD5 first: many desk phones and SIPp answer only the first challenge and know only MD5.
-    auth_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+    # MD5 only by default: SIPp and many phones answer only the first challenge, and libre-based
+    # phones (baresip 1.0) give up when any challenge names SHA-256. Offer SHA-256 where all phones can.
+    auth_algorithms: tuple[str, ...] = ("MD5",)
     log_level: str = "INFO"
     log_format: str = "json"
     allow_international: bool = False
     international_prefixes: tuple[str, ...] = ("00", "+")
     national_prefix: str = "0"
+    trunk_keepalive: float = 30.0  # seconds between OPTIONS pings to each trunk
 
     @property
     def db_path(self) -> Path:
@@ -207,6 +209,7 @@ _BOX_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "allow_international": _bool,
     "international_prefixes": _prefixes,
     "national_prefix": _pattern(r"[0-9]*", "a string of digits (may be empty)"),
+    "trunk_keepalive": _number(0, 3600),
 }
 
 

@@ -1,18 +1,19 @@
 """The first end-to-end check: register with digest, call between two extensions, read the record."""
 from __future__ import annotations
 
-from peers import SCENARIOS, register, sipp, start_sipp, users_file, LOCALHOST
+from peers import LOCALHOST, SCENARIOS, free_media_port, free_port, register, sipp, start_sipp, users_file
 
 
 def test_registered_extensions_call_each_other(box, workdir):
-    assert register(box, "202", "s3cret-202", 5202 + box.sip_port % 100, workdir).returncode == 0
-    uas_port = 5202 + box.sip_port % 100
-    uas = start_sipp("-sn", "uas", "-p", str(uas_port), "-m", "1", "-rtp_echo", "-mp", "16100", cwd=workdir)
+    phone_port = free_port()
+    assert register(box, "202", "s3cret-202", phone_port, workdir).returncode == 0
+    uas = start_sipp("-sn", "uas", "-p", str(phone_port), "-m", "1", "-rtp_echo", "-mp", str(free_media_port()),
+                     cwd=workdir)
     try:
         csv = users_file(workdir, {"201": "s3cret-201"})
         caller = sipp(f"{LOCALHOST}:{box.sip_port}", "-sf", str(SCENARIOS / "uac_auth.xml"), "-inf", str(csv),
-                      "-s", "202", "-m", "1", "-d", "1000", "-mp", "16200", "-timeout", "20", "-timeout_error",
-                      cwd=workdir)
+                      "-s", "202", "-m", "1", "-d", "1000", "-p", str(free_port()), "-mp", str(free_media_port()),
+                      "-timeout", "20", "-timeout_error", cwd=workdir)
         assert caller.returncode == 0, caller.errors
         assert uas.wait(10) == 0
     finally:

@@ -56,12 +56,13 @@ class DialPlan:
         return Route.reject(404, "Not Found")
 
     def _outside(self, caller: dict, number: str, trunk: str) -> Route:
+        # Refusals keep the number and the trunk, so the call record shows which outside call was refused.
         if not caller.get("allow_external", True):
-            return Route.reject(403, "Forbidden (external calls not allowed for this extension)")
+            return Route("reject", number, trunk, 403, "Forbidden (external calls not allowed for this extension)")
         policy = self._policy()
         if number.startswith(policy.international_prefixes):
             if not (policy.allow_international or caller.get("allow_international")):
-                return Route.reject(403, "Forbidden (international calls not allowed)")
+                return Route("reject", number, trunk, 403, "Forbidden (international calls not allowed)")
         return Route("trunk", number, trunk)
 
     def from_trunk(self, trunk: dict, dialled: str) -> Route:

@@ -15,7 +15,7 @@ from .digest import build_authorization
 from .headers import quote
 from .message import Request, Response, make_response
 from .registrar import LocationService
-from .transaction import ClientTransaction, ServerTransaction, TransactionLayer
+from .transaction import T1, ClientTransaction, ServerTransaction, TransactionLayer
 from .transport import Peer
 
 log = logging.getLogger("switchboard.sip.b2bua")
@@ -113,7 +113,10 @@ class Call:
             return
         host = sdp.connection_for(audio)
         if host:
-            self.relay.set_remote(side, host, audio.port)
+            try:
+                self.relay.set_remote(side, host, audio.port)
+            except ValueError:  # a host name in c=: no DNS on the media path, rely on latching
+                log.info("call %s: ignoring non-IP media address %r", self.info.record_id, host)
 
     def ring(self, targets: list[tuple[str, Peer, str, TrunkPeer | None]], body: bytes) -> None:
         """Send an INVITE to every target: (request URI, where to send, label, trunk)."""
@@ -301,6 +304,9 @@ class Call:
                    ["Call-ID", invite.call_id], ["CSeq", f"{invite.cseq[0]} CANCEL"]]
         headers += [["Route", r] for r in invite.header_lines("Route")]
         self.b2bua.layer.send_request(Request("CANCEL", invite.uri, headers), fork.dest, lambda r: None)
+        txn = fork.txn
+        if txn is not None:  # RFC 3261 §9.1: no final answer 64*T1 after the CANCEL ends the INVITE anyway
+            self.b2bua.loop.call_later(64 * T1, lambda: txn.state in ("calling", "proceeding") and txn.terminate())
 
     def hangup(self, by: Leg | None, status: int | None = None) -> None:
         """End an answered call: BYE the other side(s)."""
@@ -346,7 +352,10 @@ class Call:
         method = request.method
         if method == "BYE":
             txn.respond(200)
-            self.hangup(leg)
+            if self.state in ("routing", "ringing"):  # BYE on the early dialog (RFC 3261 §15): as a CANCEL
+                self.caller_cancelled()
+            else:
+                self.hangup(leg)
         elif method == "INVITE":
             self._reinvite(txn, leg)
         elif method == "OPTIONS":

@@ -147,9 +147,9 @@ class SipCore:
             txn.respond(403)
             return
         route = self.dial_plan.from_extension(caller, dialled)
-        direction = "outbound" if route.kind == "trunk" else "internal"
+        direction = "outbound" if route.trunk else "internal"  # refused outside calls are outbound too
         info = self.call_log.start(sip_call_id=request.call_id, direction=direction,
-                                   line=route.trunk if route.kind == "trunk" else "internal",
+                                   line=route.trunk or "internal",
                                    from_number=user, from_name=caller.get("name") or "", to_number=route.number or dialled)
         trunk_peer = self.trunk_by_name(route.trunk) if route.trunk else None
         if route.kind == "trunk" and trunk_peer is None:

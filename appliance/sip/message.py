@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Collection, Iterable
 
 from .headers import (
     LIST_HEADERS, SINGLE_HEADERS, TOKEN, HeaderError, NameAddr, Via, canonical_name,
     parse_cseq, parse_name_addr, parse_uint, parse_via, split_list,
 )
 from .uri import AbsoluteUri, SipUri, UriError, parse_uri
+
+MAGIC_COOKIE = "z9hG4bK"
 
 REASONS = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
@@ -26,7 +28,15 @@ MAX_MESSAGE = 65535
 _HEADER_LINE = re.compile(r"([^\s:]+)[ \t]*:[ \t]*(.*)\Z", re.S)
 _LINE_SPLIT = re.compile(r"\r?\n")
 _FOLD = re.compile(r"\r?\n[ \t]+")
-_STREAM_LENGTH = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*(\d+)", re.I)
+_STREAM_LENGTH = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*(?:\r\n[ \t]+)?([^\r\n]*)", re.I)
+_END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+_STATUS_CODE = re.compile(r"[1-6][0-9][0-9]\Z")
+# Controls allowed nowhere in a header value but inside a quoted-pair (HTAB is LWS).
+_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_RFC1123_DATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z"
+)
 
 
 class SipParseError(ValueError):
@@ -209,23 +219,41 @@ class Response(Message):
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
     data = data.lstrip(b"\r\n")
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        return data[:end], data[end + 4 :]
-    end = data.find(b"\n\n")
-    if end >= 0:
-        return data[:end], data[end + 2 :]
-    raise SipParseError("no end of headers")
+    # the first empty line ends the head, whatever line ends the sender used
+    end = _END_OF_HEAD.search(data)
+    if end is None:
+        raise SipParseError("no end of headers")
+    return data[: end.start()], data[end.end() :]
+
+
+def _bad_controls(value: str) -> bool:
+    """Whether a header value has a control character outside a quoted-pair."""
+    if not _CTL.search(value):
+        return False
+    quoted, i = False, 0
+    while i < len(value):
+        ch = value[i]
+        if quoted and ch == "\\" and i + 1 < len(value) and value[i + 1] not in "\r\n":
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        elif _CTL.match(ch):
+            return True
+        i += 1
+    return False
 
 
 def _parse_start_line(line: str) -> Request | Response:
-    if line.startswith("SIP/") or line[:4].upper() == "SIP/":
+    if line[:4].isascii() and line[:4].upper() == "SIP/":
         version, _, rest = line.partition(" ")
-        if version.upper() != "SIP/2.0":
+        if not version.isascii() or version.upper() != "SIP/2.0":
             raise SipParseError(f"unsupported version {version!r}", 505)
         code, _, reason = rest.partition(" ")
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if not _STATUS_CODE.match(code):
             raise SipParseError(f"bad status code {code!r}")
+        if _CTL.search(reason):
+            raise SipParseError("control character in the reason phrase")
         return Response(int(code), reason.strip())
     parts = line.split(" ")
     if len(parts) != 3 or not all(parts):
@@ -233,12 +261,14 @@ def _parse_start_line(line: str) -> Request | Response:
     method, uri, version = parts
     if not TOKEN.match(method):
         raise SipParseError(f"bad method {method!r}")
-    if not version.upper().startswith("SIP/"):
+    if not version.isascii() or not version.upper().startswith("SIP/"):
         raise SipParseError(f"bad version {version!r}")
     if version.upper() != "SIP/2.0":
         raise SipParseError(f"unsupported version {version!r}", 505)
     if uri.startswith("<"):
         raise SipParseError("Request-URI enclosed in <>")
+    if _CTL.search(uri):
+        raise SipParseError("control character in the Request-URI")
     return Request(method, uri)
 
 
@@ -256,7 +286,10 @@ def parse_message(data: bytes, stream: bool = False) -> Request | Response:
         match = _HEADER_LINE.match(line)
         if not match or not TOKEN.match(match.group(1)):
             raise SipParseError(f"malformed header line {line[:40]!r}")
-        headers.append([canonical_name(match.group(1)), match.group(2).rstrip()])
+        value = match.group(2).rstrip()
+        if _bad_controls(value):
+            raise SipParseError(f"control character in header {match.group(1)[:40]!r}")
+        headers.append([canonical_name(match.group(1)), value])
     lengths = message.header_lines("Content-Length")
     if len(lengths) > 1:
         raise SipParseError("more than one Content-Length")
@@ -286,7 +319,11 @@ def frame_stream(buffer: bytearray) -> bytes | None:
     length = 0
     match = _STREAM_LENGTH.search(buffer, 0, end)
     if match:
-        length = int(match.group(1))
+        # without a number the framing is lost for good: the caller closes the connection
+        text = match.group(1).strip()
+        if not text.isdigit() or not text.isascii():
+            raise SipParseError(f"bad Content-Length {text[:20]!r}")
+        length = int(text)
         if length > MAX_MESSAGE:
             raise SipParseError("Content-Length too large", 513)
     total = end + 4 + length
@@ -297,17 +334,18 @@ def frame_stream(buffer: bytearray) -> bytes | None:
     return message
 
 
-def validate_request(request: Request) -> None:
-    """Check what a UAS needs before acting; raise SipParseError with the status to answer."""
+def validate_request(request: Request, *, methods: Collection[str] | None = None) -> None:
+    """Check what a UAS needs before acting; raise SipParseError with the status to answer.
+
+    methods, when given, is what the UAS implements: any other method gets 501.
+    """
     for name in ("To", "From", "Call-ID", "CSeq", "Via"):
         if request.header(name) is None:
             raise SipParseError(f"missing {name}")
     _check_singletons(request)
     try:
         number, method = request.cseq
-        if method != request.method:
-            raise SipParseError("CSeq method does not match the Request-Line")
-        request.vias
+        vias = request.vias
         request.from_
         request.to
         request.contacts
@@ -319,12 +357,26 @@ def validate_request(request: Request) -> None:
             parse_uint(expires, "Expires", 2**32 - 1)
     except (HeaderError, UriError) as exc:
         raise SipParseError(str(exc)) from None
+    # RFC 4475 §3.2.1 allows falling back to RFC 2543 matching; rejecting is the strict choice
+    if vias[0].branch == MAGIC_COOKIE:
+        raise SipParseError("branch is only the magic cookie")
+    date = request.header("Date")
+    # RFC 4475 §3.1.2.12 allows ignoring a non-GMT Date; rejecting is the strict choice
+    if date is not None and not _RFC1123_DATE.match(date):
+        raise SipParseError(f"bad Date {date[:40]!r}")
+    if methods is not None and request.method not in methods:
+        raise SipParseError(f"method {request.method!r} not implemented", 501)
+    if method != request.method:
+        raise SipParseError("CSeq method does not match the Request-Line")
     try:
         ruri = request.ruri
     except UriError as exc:
         raise SipParseError(f"bad Request-URI: {exc}") from None
     if isinstance(ruri, AbsoluteUri) and ruri.scheme != "tel":
         raise SipParseError(f"unsupported URI scheme {ruri.scheme!r}", 416)
+    # RFC 3261 §19.1.1 forbids headers in a Request-URI; RFC 4475 §3.1.2.11 allows rejecting
+    if isinstance(ruri, SipUri) and ruri.headers:
+        raise SipParseError("headers in the Request-URI")
 
 
 def validate_response(response: Response) -> None:
@@ -347,9 +399,13 @@ def _check_singletons(message: Message) -> None:
     for name, value in message.headers:
         lower = name.lower()
         if lower in SINGLE_HEADERS:
-            several = len(split_list(value)) > 1 if lower in ("from", "to") else "," in value
+            try:
+                several = len(split_list(value)) > 1 if lower in ("from", "to") else "," in value
+            except HeaderError as exc:
+                raise SipParseError(str(exc)) from None
             if lower in seen or several:
-                raise SipParseError(f"more than one {name}")
+                # for From and To this is also an unquoted ',' in a display name (RFC 4475 §3.1.2.15)
+                raise SipParseError(f"more than one {name}, or a ',' outside quotes and <>")
             seen.add(lower)
 
 
@@ -361,13 +417,21 @@ def make_response(request: Request, status: int, reason: str | None = None, *,
         if name in ("Via", "From", "Call-ID", "CSeq"):
             headers.append([name, value])
         elif name == "To":
-            if to_tag and status != 100 and request.to.tag is None:
+            if to_tag and status != 100 and not _has_tag(request, value):
                 value = f"{value};tag={to_tag}"
             headers.append([name, value])
     response = Response(status, reason, headers, body)
     for name, value in extra:
         response.add_header(name, value)
     return response
+
+
+def _has_tag(request: Request, value: str) -> bool:
+    """Whether the To header carries a tag, even when it is too broken to parse."""
+    try:
+        return request.to.tag is not None
+    except (HeaderError, UriError):
+        return re.search(r";\s*tag\s*=", value, re.I) is not None
 
 
 def is_list_header(name: str) -> bool:

@@ -73,12 +73,14 @@ class LocationService:
             self.lookup(aor)
 
     def _set(self, aor: str, contacts: dict[str, Binding]) -> None:
-        before = set(self.bindings.get(aor, {}))
+        before = self.bindings.get(aor, {})
         if contacts:
             self.bindings[aor] = contacts
         else:
             self.bindings.pop(aor, None)
-        if before != set(contacts) and self.on_change is not None:
+        # A refresh replaces a binding under the same contact: the store must see its new expiry too.
+        changed = set(before) != set(contacts) or any(before[k] is not b for k, b in contacts.items())
+        if changed and self.on_change is not None:
             self.on_change(aor, list(contacts.values()))
 
 
@@ -124,12 +126,14 @@ class Registrar:
             expires_param = contact.params.get("expires")
             expires = int(expires_param) if expires_param and expires_param.isdigit() else default
             key = str(contact.uri)
-            existing = updated.get(key)
+            # Contacts match by RFC 3261 §19.1.4 URI comparison (transport=UDP is transport=udp).
+            same = next((k for k, b in updated.items() if b.uri == contact.uri), key)
+            existing = updated.get(same)
             if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
                 txn.respond(500, "Server Internal Error (out-of-order REGISTER)")
                 return
+            updated.pop(same, None)
             if expires == 0:
-                updated.pop(key, None)
                 continue
             if expires < policy.min_expires:
                 txn.respond(423, extra=[("Min-Expires", str(policy.min_expires))])

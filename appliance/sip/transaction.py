@@ -209,6 +209,11 @@ class ClientTransaction:
         if status < 200:
             if self.state == "calling":
                 self.state = "proceeding"
+                if self.is_invite and self.timeout is not None:
+                    # Timer B runs only in Calling (RFC 3261 §17.1.1.2): a phone may ring for longer
+                    # than 64*T1; the ring timeout (a CANCEL) ends it, not a local 408.
+                    self.timeout.cancel()
+                    self.timeout = None
                 if self.dest.transport == "UDP" and not self.is_invite and self.timer:
                     self.timer.cancel()
                     self.timer = self.layer.loop.call_later(T2, self._retransmit)
@@ -348,7 +353,11 @@ class TransactionLayer:
             response = make_response(request, exc.status, exc.reason if exc.status == 400 else None)
             if exc.status == 400:
                 response.reason = f"Bad Request ({exc.reason})"[:120]
-            self.transport.send(response.to_bytes(), response_destination(response, peer))
+            try:
+                dest = response_destination(response, peer)
+            except ValueError:  # a Via too broken to read (RFC 4475 badinv01): answer the source
+                dest = peer
+            self.transport.send(response.to_bytes(), dest)
         except Exception:  # headers too broken to address a response
             log.info("dropped malformed %s from %s: %s", request.method, peer, exc.reason)
 

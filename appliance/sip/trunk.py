@@ -110,7 +110,8 @@ class TrunkClient:
         request = Request("REGISTER", uri, headers)
         if credentials is not None:
             request.set_header(*credentials)
-        if expires and self.status.state != "registered":
+        # A failed trunk stays "failed" (with its error) while it retries, until it succeeds.
+        if expires and self.status.state not in ("registered", "failed"):
             self._set_state("registering", None)
         self.layer.send_request(request, self.peer.peer,
                                 lambda r: self._on_register(r, request, expires, credentials is not None))
@@ -138,7 +139,7 @@ class TrunkClient:
             self.failures = 0
             self.status.registered_until = time.time() + granted
             self._set_state("registered", None)
-            refresh = max(granted * 0.8, granted - 30) if granted > 60 else granted / 2
+            refresh = max(granted * 0.8, granted - 30) if granted > 60 else max(granted / 2, 1.0)
             self._schedule(refresh, self.register)
             return
         if status == 423:
@@ -193,6 +194,8 @@ class TrunkClient:
                     self._schedule(1.0, self.register)
                 else:
                     self._set_state(self.status.state, self.status.last_error)
+            else:
+                self.save(self.status)  # keep the RTT shown by `trunks --status` current
             self._keepalive_timer = self.loop.call_later(self.keepalive, self.send_options)
 
         self.layer.send_request(Request("OPTIONS", uri, headers), self.peer.peer, answered)
