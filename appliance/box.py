@@ -18,7 +18,7 @@ from .media.ports import PortAllocator
 from .media.relay import MediaEngine
 from .netinfo import primary_address
 from .sip.b2bua import B2BUA, TrunkPeer
-from .sip.core import SipCore
+from .sip.core import KNOWN_METHODS, SipCore
 from .sip.digest import DigestAuthenticator, NonceManager
 from .sip.endpoint import LocalEndpoint
 from .sip.registrar import Binding, LocationService, Registrar, RegistrarPolicy
@@ -85,7 +85,7 @@ class Box:
         media_host = s.bind if s.bind not in ("::",) else "0.0.0.0"
         self.media = MediaEngine(loop, PortAllocator(s.rtp_port_min, s.rtp_port_max, media_host))
         self.call_log = CallLog(db, self.bus)
-        layer = TransactionLayer(loop, self.transport, tu=None)  # type: ignore[arg-type]
+        layer = TransactionLayer(loop, self.transport, tu=None, methods=KNOWN_METHODS)  # type: ignore[arg-type]
         self.layer = layer
         self.b2bua = B2BUA(loop, layer, self.endpoint, self.location, self.call_log, self.media,
                            ring_timeout=lambda: s.ring_timeout)

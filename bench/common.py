@@ -384,6 +384,21 @@ def register(box: Box, workdir: Path, users: dict[str, str], port: int | None = 
                     timeout=90)
 
 
+def start_profile(pid: int, seconds: float, directory: str, name: str) -> subprocess.Popen | None:
+    """py-spy record of the box (core 1) into DIRECTORY/NAME.txt, raw collapsed stacks.
+
+    Summarise with: python bench/pyspy_summary.py DIRECTORY/NAME.txt
+    """
+    if shutil.which("py-spy") is None:
+        print("  (py-spy not installed: pip install py-spy)")
+        return None
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    out = Path(directory) / f"{name}.txt"
+    return spawn(pinned(PEER_CORE, ["py-spy", "record", "-p", str(pid), "-d", str(max(1, int(seconds))),
+                                    "-r", "250", "-f", "raw", "-o", str(out)]),
+                 priority=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 # --- figures -------------------------------------------------------------------------
 def median(values: list[float]) -> float:
     vals = [v for v in values if v == v]

@@ -10,17 +10,22 @@ at RAMP calls/s, each playing its own direction's audio. The audio is g711a.pcap
 given another SSRC so the two directions are told apart; every call carries the same
 packets, so a packet is identified by (box port, SSRC, sequence number).
 
-Once all N calls are up (plus 2 s), dumpcap (core 1) records lo for WINDOW seconds,
-filtered on the box's RTP range: every packet is seen twice, entering a box port
+Once all N calls are up (plus 2 s), the box's CPU % of one core is measured over CPU_WINDOW
+seconds (/proc/PID/stat; CPU per call = CPU % / N), with nothing else watching: a packet
+capture on lo makes every send of the box dearer (its CPU during the capture is shown too).
+Then dumpcap (core 1) records lo for WINDOW seconds, filtered on the box's RTP range: every packet is seen twice, entering a box port
 (ingress, time stamped when the phone sent it) and leaving the other leg's port (egress,
 time stamped when the box sent it). From the capture:
   - forwarding delay = egress time - ingress time of the same packet (the latency the box
     adds); its p50/p99/max over every packet;
-  - added jitter = |change of that delay between consecutive packets of a stream| (how much
-    the box disturbs the 30 ms spacing), p99;
+  - added jitter (PDV, RFC 5481) = delay p99 - delay min: how much later than the fastest
+    packet the slow ones leave;
+  - IPDV = |change of that delay between consecutive packets of a stream| (how much the box
+    disturbs the 30 ms spacing), p99;
   - loss = ingress packets (but those of the last 0.2 s of the capture) with no egress;
   - sender pacing = |ingress gap - 30 ms|, p99: SIPp's own jitter, not the box's.
-Box CPU % of one core and RSS over the same window (/proc); CPU per call = CPU % / N.
+RSS (/proc/PID/status VmRSS) with the calls up. With --profile DIR, py-spy records the box
+during the CPU window (summarise with bench/pyspy_summary.py).
 Goals: CPU per call <= 0.33 % of a core, loss 0, added jitter p99 <= 2 ms.
 """
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 
 from common import (G711A, HOST, PEER_CORE, RTP_RANGE, SCENARIOS, CpuMeter, extensions, finish_sipp,
                     free_media_port, free_port, header, median, percentile, pinned, register, require, spawn,
-                    start_box, start_sipp, table, users_csv)
+                    start_box, start_profile, start_sipp, table, users_csv)
 
 CALLEE = "19999"
 CALLEE_SSRC = 0x5B0C0DE5
@@ -179,7 +184,9 @@ def analyse(ingress: list, egress: list) -> dict:
     pairs_ok = sum(1 for x, y in partner.items() if partner.get(y) == x)
     return {"ingress": considered, "lost": lost, "loss_pct": 100.0 * lost / considered if considered else float("nan"),
             "delay_p50": percentile(delays, 50), "delay_p99": percentile(delays, 99),
-            "delay_max": max(delays) if delays else float("nan"), "jitter_p99": percentile(steps, 99),
+            "delay_max": max(delays) if delays else float("nan"),
+            "pdv_p99": percentile(delays, 99) - min(delays) if delays else float("nan"),
+            "jitter_p99": percentile(steps, 99),
             "jitter_max": max(steps) if steps else float("nan"), "pacing_p99": percentile(pacing, 99),
             "streams": len({(p, s) for _, p, s, _ in ingress}), "ports": len(partner), "pairs_ok": pairs_ok}
 
@@ -191,7 +198,7 @@ def one_run(n: int, args: argparse.Namespace, workdir: Path, index: int, pcaps: 
     users = {**callers, CALLEE: "bench-callee"}
     box = start_box(workdir, users, rtp=RTP_RANGE)
     ramp = n / args.ramp
-    hold = ramp + 2.0 + args.window + 2.0
+    hold = ramp + 2.0 + args.cpu_window + args.window + 3.0
     if hold > pcap_seconds - 0.5:
         raise SystemExit(f"audio ({pcap_seconds:.0f} s) shorter than the calls ({hold:.0f} s)")
     try:
@@ -212,15 +219,22 @@ def one_run(n: int, args: argparse.Namespace, workdir: Path, index: int, pcaps: 
                                 "-r", str(args.ramp), "-m", str(n), "-l", str(n), "-d", str(int(hold * 1000)),
                                 "-mp", str(uac_media), "-t", "u1", "-timeout", str(int(hold + 40)))
         time.sleep(ramp + 2.0)
+        # CPU first, without the capture: an AF_PACKET tap on lo makes every send dearer.
+        meter = CpuMeter(box.pid)
+        spy = start_profile(box.pid, args.cpu_window, args.profile, f"{n}_{index}") if args.profile else None
+        time.sleep(args.cpu_window)
+        cpu = meter.stop()
+        if spy is not None:
+            spy.wait(args.cpu_window + 30)
         cap_path = workdir / f"rtp{n}_{index}.pcap"
         cap = spawn(pinned(PEER_CORE, ["dumpcap", "-q", "-i", "lo", "-f", f"udp portrange {RTP_RANGE[0]}-{RTP_RANGE[1]}",
                                        "-s", "96", "-B", "64", "-P", "-a", f"duration:{int(args.window)}",
                                        "-w", str(cap_path)]),
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.3)
-        meter = CpuMeter(box.pid)
+        cap_meter = CpuMeter(box.pid)
         _, cap_err = cap.communicate(timeout=args.window + 30)
-        cpu = meter.stop()
+        cpu_cap = cap_meter.stop()
         rss_calls = box.rss()
         run = finish_sipp(uac, began, uac_dir, timeout=hold + 60)
         callee = finish_sipp(uas, uas_began, uas_dir, timeout=30)
@@ -234,13 +248,15 @@ def one_run(n: int, args: argparse.Namespace, workdir: Path, index: int, pcaps: 
             digits = [int(w) for w in line.replace("(", " ").replace(")", " ").split() if w.isdigit()]
             dropped = max([dropped] + digits[1:2])
     result = {**stats, "cpu": cpu["cpu_pct"], "other": cpu["other_pct"], "per_call": cpu["cpu_pct"] / n,
+              "cpu_cap": cpu_cap["cpu_pct"],
               "rss_idle": rss_idle, "rss_calls": rss_calls, "calls_ok": run.successful, "failed": run.failed,
               "callee_failed": callee.failed, "cap_dropped": dropped}
     print(f"  N={n} run {index + 1}: {run.successful}/{n} calls ok ({run.failed} failed, callee {callee.failed}),"
           f" {stats['streams']} streams seen, {stats['pairs_ok']}/{stats['ports']} ports paired; box CPU "
-          f"{cpu['cpu_pct']:.1f} % ({result['per_call']:.3f} %/call), RSS {rss_idle:.0f} -> {rss_calls:.0f} MB; "
+          f"{cpu['cpu_pct']:.1f} % ({result['per_call']:.3f} %/call; {cpu_cap['cpu_pct']:.1f} % while captured), RSS {rss_idle:.0f} -> {rss_calls:.0f} MB; "
           f"{stats['ingress']} packets in, {stats['lost']} lost; delay p50 {stats['delay_p50']:.3f} / p99 "
-          f"{stats['delay_p99']:.3f} / max {stats['delay_max']:.2f} ms; added jitter p99 {stats['jitter_p99']:.3f} ms;"
+          f"{stats['delay_p99']:.3f} / max {stats['delay_max']:.2f} ms; PDV p99 {stats['pdv_p99']:.3f} ms, IPDV p99 "
+          f"{stats['jitter_p99']:.3f} ms;"
           f" sender pacing p99 {stats['pacing_p99']:.2f} ms; capture drops {dropped}", flush=True)
     cap_path.unlink(missing_ok=True)
     return result
@@ -252,6 +268,8 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=10.0, help="seconds measured once all calls are up")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--ramp", type=float, default=50.0, help="calls per second while setting up")
+    ap.add_argument("--cpu-window", type=float, default=5.0, help="seconds of CPU measurement before the capture")
+    ap.add_argument("--profile", metavar="DIR", help="also record py-spy profiles of the box (CPU window) into DIR")
     args = ap.parse_args()
     require("sipp", "dumpcap")
     if max(args.n) * 2 > (RTP_RANGE[1] - RTP_RANGE[0]) // 2:
@@ -261,7 +279,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-concurrent-") as tmp:
         work = Path(tmp)
-        longest = max(args.n) / args.ramp + args.window + 6.0
+        longest = max(args.n) / args.ramp + args.cpu_window + args.window + 7.0
         caller_pcap, callee_pcap = work / "caller.pcap", work / "callee.pcap"
         seconds = long_pcap(G711A, caller_pcap, longest)
         long_pcap(G711A, callee_pcap, longest, ssrc=CALLEE_SSRC)
@@ -274,9 +292,9 @@ def main() -> None:
         m = {k: median([r[k] for r in runs]) for k in runs[0]}
         rows.append([n, int(m["calls_ok"]), m["cpu"], m["per_call"], m["rss_idle"], m["rss_calls"],
                      int(m["ingress"]), int(m["lost"]), m["loss_pct"], m["delay_p50"], m["delay_p99"], m["delay_max"],
-                     m["jitter_p99"], m["pacing_p99"], m["other"]])
+                     m["pdv_p99"], m["jitter_p99"], m["pacing_p99"], m["other"]])
     print(table(["calls", "up", "box CPU %", "CPU %/call", "RSS idle MB", "RSS calls MB", "pkts in", "lost",
-                 "loss %", "delay p50 ms", "delay p99 ms", "delay max ms", "added jitter p99 ms",
+                 "loss %", "delay p50 ms", "delay p99 ms", "delay max ms", "PDV p99 ms", "IPDV p99 ms",
                  "sender pacing p99 ms", "other core0 %"], rows))
 
 

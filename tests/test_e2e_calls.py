@@ -401,6 +401,36 @@ def test_symmetric_rtp_latching_and_hold_from_the_callee(box):
     assert (record["disposition"], record["answered_by"], record["hangup_by"]) == ("answered", "202", "202")
 
 
+def test_late_offer_the_callers_ack_carries_the_answer_to_the_callee(box):
+    """An INVITE without SDP: the callee offers in its 200, the caller answers in its ACK (RFC 3264)."""
+    with SipPhone(box, user="201") as ann, SipPhone(box, user="202") as bob:
+        assert bob.register("202", SECRETS["202"], 600).status == 200
+        dialog, call_id = _invite_with_auth(ann, box, "202", SECRETS["201"], offer=False)
+        invite = bob.request_in("INVITE")
+        assert invite.body == b""
+        tag, bob_media = new_id(), free_media_port()
+        bob.send(bob.reply(invite, 200, "OK", tag, [("Contact", bob.contact())], sdp_body(bob_media)))
+        ok = ann.response(call_id, "INVITE")
+        assert ok.status == 200, ok
+        host, box_a, formats, _ = sdp_audio(ok.sdp)  # the callee's offer, anchored on the box
+        assert host == LOCALHOST and box_a != bob_media and formats == ["8", "0", "101"]
+        # the callee's ACK must wait for the caller's answer
+        assert bob.poll(lambda m: not m.is_response and m.method == "ACK", timeout=0.5) is None
+        box_contact = ok.header("Contact").strip("<>").split(">")[0]
+        ann_media = free_media_port()
+        ann.send(ann.build("ACK", box_contact, [dialog[0], ("To", ok.header("To")), dialog[2], ("CSeq", "2 ACK"),
+                                                ("Content-Type", "application/sdp")], sdp_body(ann_media)))
+        ack = bob.request_in("ACK", invite.call_id)
+        host, box_b, formats, _ = sdp_audio(ack.sdp)
+        assert host == LOCALHOST and box_b not in (ann_media, box_a) and formats == ["8", "0", "101"]
+        ann.send(ann.build("BYE", box_contact, [dialog[0], ("To", ok.header("To")), dialog[2], ("CSeq", "3 BYE")]))
+        bye = bob.request_in("BYE", invite.call_id)
+        bob.send(bob.reply(bye, 200, "OK"))
+        assert ann.response(call_id, "BYE").status == 200
+    record = only_record(box)
+    assert (record["disposition"], record["answered_by"], record["hangup_by"]) == ("answered", "202", "201")
+
+
 # --- packet loss: RFC 3261 §17 retransmissions ------------------------------------------------------
 def test_lost_invite_ack_and_bye_towards_the_callee_are_recovered(box, workdir):
     with SipPhone(box, user="202") as bob:
@@ -432,7 +462,7 @@ def test_lost_invite_ack_and_bye_towards_the_callee_are_recovered(box, workdir):
 
 
 def _invite_with_auth(phone: SipPhone, box, target: str, secret: str,
-                      formats: str = "8 0 101") -> tuple[list[tuple[str, str]], str]:
+                      formats: str = "8 0 101", offer: bool = True) -> tuple[list[tuple[str, str]], str]:
     """INVITE, get 407, ACK it on the INVITE's branch, INVITE again with credentials (CSeq 2)."""
     from appliance.sip.digest import build_authorization
 
@@ -440,18 +470,18 @@ def _invite_with_auth(phone: SipPhone, box, target: str, secret: str,
     dialog = [("From", f"<sip:{phone.user}@{LOCALHOST}>;tag={new_id()}"), ("To", f"<sip:{target}@{LOCALHOST}>"),
               ("Call-ID", new_id() + "@py")]
     call_id = dialog[2][1]
-    body = sdp_body(free_media_port(), formats=formats)
+    body = sdp_body(free_media_port(), formats=formats) if offer else b""
+    typed = [("Content-Type", "application/sdp")] if offer else []
     via = phone.via()
-    phone.send(phone.build("INVITE", ruri, dialog + [("CSeq", "1 INVITE"), ("Contact", phone.contact()),
-                                                     ("Content-Type", "application/sdp")], body, via=via))
+    phone.send(phone.build("INVITE", ruri, dialog + [("CSeq", "1 INVITE"), ("Contact", phone.contact())] + typed,
+                           body, via=via))
     challenge = phone.response(call_id, "INVITE")
     assert challenge.status == 407, challenge
     phone.send(phone.build("ACK", ruri, [dialog[0], ("To", challenge.header("To")), dialog[2], ("CSeq", "1 ACK")],
                            via=via))
     auth = build_authorization(challenge.header("Proxy-Authenticate"), "INVITE", ruri, phone.user, secret)
     phone.send(phone.build("INVITE", ruri, dialog + [("CSeq", "2 INVITE"), ("Contact", phone.contact()),
-                                                     ("Proxy-Authorization", auth),
-                                                     ("Content-Type", "application/sdp")], body))
+                                                     ("Proxy-Authorization", auth)] + typed, body))
     return dialog, call_id
 
 

@@ -325,7 +325,7 @@ TORTURE_OUTCOME: dict[str, int | set[int] | None] = {
     "noreason": None,
     # 3.1.2 invalid: 400 (505 for the unknown version); the broken responses are dropped
     "badinv01": 400, "clerr": 400, "ncl": 400, "scalar02": 400, "scalarlg": None, "quotbal": 400,
-    "ltgtruri": 400, "lwsruri": 400, "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 400,
+    "ltgtruri": 400, "lwsruri": 400, "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 407,
     "regbadct": 400, "badaspec": 400, "baddn": 400, "badvers": 505, "mismatch01": 400,
     "mismatch02": {400, 501}, "bigcode": None,
     # 3.2 transaction layer

@@ -165,7 +165,8 @@ def test_other_schemes_are_opaque() -> None:
 
 def test_is_host() -> None:
     assert all(is_host(h) for h in ("example.com", "192.0.2.1", "[::1]", "a-b.example."))
-    assert not any(is_host(h) for h in ("exa_mple.com", "1.2.3.999", "[::1", "example.com:5060", "", "é.example"))
+    assert is_host("desktop_7.lan")  # not RFC 3261, but Windows host names appear in phones' Vias
+    assert not any(is_host(h) for h in ("exa mple.com", "1.2.3.999", "[::1", "example.com:5060", "", "é.example"))
 
 
 # --- header grammar ----------------------------------------------------------------
@@ -213,7 +214,7 @@ def test_parse_via() -> None:
     assert str(via) == "SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK1;received=192.0.2.1;rport"
     assert parse_via(str(via)) == via
     assert Via("UDP", "h.example").branch is None
-    for bad in ("SIP/2.0/UDP", "SIP/3.0/UDP h", "SIP/2.0/UDP h:0", "SIP/2.0/UDP h:70000", "SIP/2.0/UDP h_x",
+    for bad in ("SIP/2.0/UDP", "SIP/3.0/UDP h", "SIP/2.0/UDP h:0", "SIP/2.0/UDP h:70000", "SIP/2.0/UDP h*x",
                 "SIP/2.0/UDP h;branch=", "SIP/2.0/UDP h:５", "SIP/2.0 UDP h"):
         with pytest.raises(HeaderError):
             parse_via(bad)
@@ -412,7 +413,7 @@ def test_validate_request_rules() -> None:
         with pytest.raises(SipParseError, match=f"missing {missing}"):
             validate_request(parse_message(data))
     for extra, status in [
-        ("Max-Forwards: 256", 400), ("Expires: 4294967296", 400), ("Date: Sat, 13 Nov 2010 23:29:00 PST", 400),
+        ("Max-Forwards: 256", 400), ("Expires: 4294967296", 400),
         ("Call-ID: second", 400), ("Contact: <sip:a@b.example", 400), ("From: <sip:x@y.example>", 400),
     ]:
         with pytest.raises(SipParseError) as caught:

@@ -93,6 +93,11 @@ class Call:
         self.ring_timer: asyncio.TimerHandle | None = None
         self.pending_reinvite = False
         self.timed_out = False
+        # Late offer: an INVITE without SDP gets the callee's offer in our 200, and the callee's ACK
+        # waits for the caller's ACK, which carries the answer (RFC 3264 §5, RFC 3261 §13.2.1).
+        self.late_offer = not txn.request.body
+        self.b_sdp_session = random.randrange(1, 2**31)  # the B side keeps one o= session id
+        self.held_ack: Fork | None = None
         b2bua.dialogs[self.a.dialog.key] = (self, self.a)
 
     # --- setting up -------------------------------------------------------
@@ -103,8 +108,7 @@ class Call:
             return b""
         offer = sdp_mod.parse_sdp(request.body)
         self._learn_remote("a", offer)
-        anchored = sdp_mod.anchor(offer, self.b2bua.endpoint.host, self.relay.b.port,
-                                  self.a.sdp_session + 1, 1)
+        anchored = sdp_mod.anchor(offer, self.b2bua.endpoint.host, self.relay.b.port, self.b_sdp_session, 1)
         return anchored.to_bytes()
 
     def _learn_remote(self, side: str, sdp: "sdp_mod.SessionDescription") -> None:
@@ -197,28 +201,28 @@ class Call:
 
     def _fork_answered(self, fork: Fork, response: Response) -> None:
         dialog = fork.dialog
-        first = fork.final == 0
-        fork.final = response.status
-        if first:
+        if fork.final == 0:
             dialog.confirm_uac(response)
-        ack = dialog.request("ACK", self.b2bua.endpoint.via(fork.dest.transport, self.b2bua.layer.new_branch()),
-                             self.b2bua.endpoint.contact("switchboard", fork.dest.transport),
-                             cseq=fork.request.cseq[0])
-        self.b2bua.layer.send_ack(ack, self._dest(dialog))
-        if self.b is not None:
-            if self.b.dialog is not dialog:  # a second fork answered too late: hang it up
-                self._send_bye(Leg(dialog, "b", fork.label))
+        fork.final = response.status
+        if self.b is not None and self.b.dialog is dialog:
+            if self.held_ack is not fork:
+                self._ack_fork(fork)  # a retransmitted 2xx: ACK it again
             return
-        if self.state != "ringing":
+        if self.b is not None or self.state != "ringing":  # a second fork answered too late
+            self._ack_fork(fork)
             self._send_bye(Leg(dialog, "b", fork.label))
             return
-        self.b = Leg(dialog, "b", fork.label)
+        self.b = Leg(dialog, "b", fork.label, self.b_sdp_session, sdp_version=1)
         self.b2bua.dialogs[dialog.key] = (self, self.b)
         self.state = "answered"
         self._cancel_ring_timer()
         for other in self.forks:
             if other is not fork and other.final == 0:
                 self._cancel_fork(other)
+        if self.late_offer and response.body:
+            self.held_ack = fork
+        else:
+            self._ack_fork(fork)
         body = self._answer_sdp_for_a(response.body) if response.body else b""
         extra = [("Contact", self.b2bua.endpoint.contact("switchboard", self.invite.peer.transport)),
                  ("Allow", ALLOW)]
@@ -226,6 +230,32 @@ class Call:
             extra.append(("Content-Type", "application/sdp"))
         self.invite.respond(200, to_tag=self.a.dialog.local_tag, extra=extra, body=body)
         self.b2bua.calls.answered(self.info, fork.label)
+
+    def _ack_fork(self, fork: Fork, body: bytes = b"") -> None:
+        """ACK a fork's 2xx (a new transaction, sent end to end)."""
+        transport = fork.dest.transport
+        ack = fork.dialog.request("ACK", self.b2bua.endpoint.via(transport, self.b2bua.layer.new_branch()),
+                                  self.b2bua.endpoint.contact("switchboard", transport), body,
+                                  cseq=fork.request.cseq[0])
+        self.b2bua.layer.send_ack(ack, self._dest(fork.dialog))
+
+    def caller_acked(self, request: Request) -> None:
+        """The caller's ACK for our 200: with a late offer it carries the answer for the callee."""
+        fork, self.held_ack = self.held_ack, None
+        if fork is None or self.b is None:
+            return
+        body = b""
+        if request.body:
+            try:
+                answer = sdp_mod.parse_sdp(request.body)
+                self._learn_remote("a", answer)
+                body = sdp_mod.anchor(answer, self.b2bua.endpoint.host, self.relay.b.port,
+                                      self.b.sdp_session, self.b.next_sdp_version()).to_bytes()
+            except sdp_mod.SdpError as exc:
+                log.info("call %s: unusable SDP in the caller's ACK: %s", self.info.record_id, exc)
+        self._ack_fork(fork, body)
+        if not body:
+            self.hangup(None)  # no answer to the callee's offer: the session cannot work
 
     def _retry_with_auth(self, fork: Fork, response: Response, trunk: TrunkPeer) -> None:
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
@@ -506,7 +536,7 @@ class B2BUA:
             if not bindings:
                 call.fail(480, "Temporarily Unavailable (not registered)", "failed")
                 return call
-            targets = [(b.contact, b.source, route.number, None) for b in bindings]
+            targets = [(b.request_uri(), b.source, route.number, None) for b in bindings]
         else:
             assert trunk is not None
             targets = [(f"sip:{route.number}@{trunk.domain}", trunk.peer, trunk.name, trunk)]
@@ -539,14 +569,20 @@ class B2BUA:
             invite.respond(487)
 
     def on_ack(self, request: Request, peer: Peer) -> None:
-        """ACK for a 2xx we sent: nothing to forward, the other leg was ACKed already."""
+        """ACK for a 2xx we sent: completes a late-offer exchange; otherwise nothing to forward."""
+        found = self.find(request)
+        if found is not None and found[1] is found[0].a:
+            found[0].caller_acked(request)
 
     def on_ack_timeout(self, txn: ServerTransaction) -> None:
         """The caller never ACKed our 200: hang up."""
         call = self.by_invite.get(id(txn))
         if call is not None and call.state == "answered":
             log.warning("no ACK for call %s; hanging up", call.info.record_id)
-            call.hangup(call.a)
+            if call.held_ack is not None:
+                call._ack_fork(call.held_ack)
+                call.held_ack = None
+            call.hangup(None)  # BYE both legs (RFC 3261 §13.3.1.4)
 
     def on_stray_response(self, response: Response, peer: Peer) -> None:
         """A 2xx retransmitted after its transaction ended: ACK it again."""

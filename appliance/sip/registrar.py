@@ -29,6 +29,13 @@ class Binding:
     q: float = 1.0
     user_agent: str = ""
 
+    def request_uri(self) -> str:
+        """The contact as a Request-URI: URI headers and method are not allowed there (RFC 3261 §19.1.1)."""
+        if not self.uri.headers and "method" not in self.uri.params:
+            return self.contact
+        params = {k: v for k, v in self.uri.params.items() if k != "method"}
+        return str(SipUri(self.uri.scheme, self.uri.host, self.uri.user, self.uri.password, self.uri.port, params))
+
     def expires_in(self, now: float) -> int:
         """Seconds left, rounded down, never negative."""
         return max(0, int(self.expires_at - now))

@@ -265,10 +265,12 @@ class ClientTransaction:
 class TransactionLayer:
     """Matches messages to transactions and runs their timers."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, transport: SipTransport, tu: TransactionUser) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: SipTransport, tu: TransactionUser,
+                 methods: frozenset[str] | None = None) -> None:
         self.loop = loop
         self.transport = transport
         self.tu = tu
+        self.methods = methods  # requests of other methods get 501 (RFC 4475 mismatch02)
         self.server: dict[tuple, ServerTransaction] = {}
         self.client: dict[tuple, ClientTransaction] = {}
         self._awaiting_ack: dict[tuple[str, int], ServerTransaction] = {}
@@ -318,7 +320,7 @@ class TransactionLayer:
 
     def _handle_request(self, request: Request, peer: Peer) -> None:
         try:
-            validate_request(request)
+            validate_request(request, methods=self.methods)
         except SipParseError as exc:
             if request.method != "ACK":
                 self._reply_error(request, peer, exc)
@@ -364,6 +366,8 @@ class TransactionLayer:
     def _handle_response(self, response: Response, peer: Peer) -> None:
         try:
             validate_response(response)
+            if len(response.vias) != 1:
+                raise SipParseError("a response to us has exactly one Via")  # RFC 3261 §8.1.3.3
             key = (response.top_via.branch, response.cseq[1])
         except (SipParseError, ValueError):
             log.info("dropped malformed response from %s", peer)

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
-_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.?\Z")
+# Underscores are not in RFC 3261's hostname, but real phones put Windows host names in their Via.
+_HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?)*\.?\Z")
 _IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}\Z")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
 # Characters allowed unescaped in the user part, params and headers (RFC 3261 §25.1).
