@@ -29,7 +29,7 @@ from .sip.trunk import TrunkClient, TrunkStatus
 from .sip.uri import UriError, parse_sip_uri
 from .store import calls as store_calls
 from .store import directory, registrations
-from .store.db import open_database
+from .store.db import open_database, transaction
 from .store.provision import ALLOW_INTERNATIONAL, apply_provisioning
 
 log = logging.getLogger("switchboard.box")
@@ -78,6 +78,8 @@ class Box:
         advertise = s.advertise or (s.bind if s.bind not in ("0.0.0.0", "::") else primary_address())
         self.endpoint = LocalEndpoint(advertise, self.transport.port)
 
+        self._dirty_registrations: set[str] = set()
+        self._stopping = False
         self.location = LocationService(on_change=self._bindings_changed)
         self._restore_bindings()
         registrar = Registrar(self.location, RegistrarPolicy(
@@ -99,6 +101,7 @@ class Box:
         self.transport.handler = layer.handle
         layer.start()
         self._purge_timer = loop.call_later(30.0, self._purge)
+        self._flush_timer = loop.call_later(1.0, self._flush_registrations)
         for row in directory.list_trunks(db, include_secret=True):
             client = TrunkClient(loop, layer, self.endpoint, row, self.bus, self._save_trunk_status,
                                  keepalive=s.trunk_keepalive)
@@ -130,6 +133,9 @@ class Box:
             client.stop()
         await asyncio.sleep(0.05)  # let un-REGISTERs leave
         if hasattr(self, "layer"):
+            self._stopping = True
+            self._flush_timer.cancel()
+            self._flush_registrations()
             self.layer.stop()
             self._purge_timer.cancel()
             self.media.close()
@@ -157,13 +163,24 @@ class Box:
     def _save_trunk_status(self, status: TrunkStatus) -> None:
         directory.set_setting(self.db, TRUNK_STATUS_KEY + status.name, json.dumps(asdict(status)))
 
-    def _bindings_changed(self, aor: str, bindings: list[Binding]) -> None:
-        offset = time.time() - self.location.clock()
-        rows = [{"contact": b.contact, "transport": b.source.transport, "host": b.source.host,
-                 "port": b.source.port, "expires_at": b.expires_at + offset, "user_agent": b.user_agent}
-                for b in bindings]
-        registrations.save(self.db, aor, rows)
-        self.bus.publish("registration.changed", extension=aor, contacts=[b.contact for b in bindings])
+    def _bindings_changed(self, aor: str, bindings: list[Binding], contacts_changed: bool) -> None:
+        # Written behind, once a second: a REGISTER burst must not mean one SQLite write each.
+        self._dirty_registrations.add(aor)
+        if contacts_changed:
+            self.bus.publish("registration.changed", extension=aor, contacts=[b.contact for b in bindings])
+
+    def _flush_registrations(self) -> None:
+        dirty, self._dirty_registrations = self._dirty_registrations, set()
+        if dirty:
+            offset = time.time() - self.location.clock()
+            with transaction(self.db):
+                for aor in dirty:
+                    rows = [{"contact": b.contact, "transport": b.source.transport, "host": b.source.host,
+                             "port": b.source.port, "expires_at": b.expires_at + offset,
+                             "user_agent": b.user_agent} for b in self.location.bindings.get(aor, {}).values()]
+                    registrations.save(self.db, aor, rows)
+        if not self._stopping:
+            self._flush_timer = self.loop.call_later(1.0, self._flush_registrations)
 
     def _restore_bindings(self) -> None:
         """Phones registered before a restart stay reachable until their registrations expire."""

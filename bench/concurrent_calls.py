@@ -10,7 +10,7 @@ at RAMP calls/s, each playing its own direction's audio. The audio is g711a.pcap
 given another SSRC so the two directions are told apart; every call carries the same
 packets, so a packet is identified by (box port, SSRC, sequence number).
 
-Once all N calls are up (plus 2 s), the box's CPU % of one core is measured over CPU_WINDOW
+Once all N calls are up (plus 3 s), the box's CPU % of one core is measured over CPU_WINDOW
 seconds (/proc/PID/stat; CPU per call = CPU % / N), with nothing else watching: a packet
 capture on lo makes every send of the box dearer (its CPU during the capture is shown too).
 Then dumpcap (core 1) records lo for WINDOW seconds, filtered on the box's RTP range: every packet is seen twice, entering a box port
@@ -26,6 +26,10 @@ time stamped when the box sent it). From the capture:
   - sender pacing = |ingress gap - 30 ms|, p99: SIPp's own jitter, not the box's.
 RSS (/proc/PID/status VmRSS) with the calls up. With --profile DIR, py-spy records the box
 during the CPU window (summarise with bench/pyspy_summary.py).
+'runq wait %' is how long the box was runnable but off the CPU during the capture
+(/proc/PID/task/*/schedstat): on a shared machine other processes on core 0 can hold it
+off until the next scheduler tick (4 ms at HZ=250), which shows as delay the box did not
+cause; --rt runs the box SCHED_FIFO to take that out.
 Goals: CPU per call <= 0.33 % of a core, loss 0, added jitter p99 <= 2 ms.
 """
 from __future__ import annotations
@@ -196,9 +200,9 @@ def one_run(n: int, args: argparse.Namespace, workdir: Path, index: int, pcaps: 
             pcap_seconds: float) -> dict:
     callers = extensions(min(n, 100))
     users = {**callers, CALLEE: "bench-callee"}
-    box = start_box(workdir, users, rtp=RTP_RANGE)
+    box = start_box(workdir, users, rtp=RTP_RANGE, realtime=args.rt)
     ramp = n / args.ramp
-    hold = ramp + 2.0 + args.cpu_window + args.window + 3.0
+    hold = ramp + 3.0 + args.cpu_window + args.window + 3.0
     if hold > pcap_seconds - 0.5:
         raise SystemExit(f"audio ({pcap_seconds:.0f} s) shorter than the calls ({hold:.0f} s)")
     try:
@@ -218,7 +222,7 @@ def one_run(n: int, args: argparse.Namespace, workdir: Path, index: int, pcaps: 
                                 str(users_csv(workdir / "callers.csv", callers)), "-s", CALLEE,
                                 "-r", str(args.ramp), "-m", str(n), "-l", str(n), "-d", str(int(hold * 1000)),
                                 "-mp", str(uac_media), "-t", "u1", "-timeout", str(int(hold + 40)))
-        time.sleep(ramp + 2.0)
+        time.sleep(ramp + 3.0)
         # CPU first, without the capture: an AF_PACKET tap on lo makes every send dearer.
         meter = CpuMeter(box.pid)
         spy = start_profile(box.pid, args.cpu_window, args.profile, f"{n}_{index}") if args.profile else None
@@ -248,17 +252,24 @@ def one_run(n: int, args: argparse.Namespace, workdir: Path, index: int, pcaps: 
             digits = [int(w) for w in line.replace("(", " ").replace(")", " ").split() if w.isdigit()]
             dropped = max([dropped] + digits[1:2])
     result = {**stats, "cpu": cpu["cpu_pct"], "other": cpu["other_pct"], "per_call": cpu["cpu_pct"] / n,
-              "cpu_cap": cpu_cap["cpu_pct"],
+              "cpu_cap": cpu_cap["cpu_pct"], "kernel": cpu["kernel_share"], "runq": cpu_cap["runq_pct"],
+              "other_cap": cpu_cap["other_pct"],
               "rss_idle": rss_idle, "rss_calls": rss_calls, "calls_ok": run.successful, "failed": run.failed,
               "callee_failed": callee.failed, "cap_dropped": dropped}
     print(f"  N={n} run {index + 1}: {run.successful}/{n} calls ok ({run.failed} failed, callee {callee.failed}),"
           f" {stats['streams']} streams seen, {stats['pairs_ok']}/{stats['ports']} ports paired; box CPU "
-          f"{cpu['cpu_pct']:.1f} % ({result['per_call']:.3f} %/call; {cpu_cap['cpu_pct']:.1f} % while captured), RSS {rss_idle:.0f} -> {rss_calls:.0f} MB; "
+          f"{cpu['cpu_pct']:.1f} % ({result['per_call']:.3f} %/call, kernel {cpu['kernel_share']:.0f} % of it; "
+          f"{cpu_cap['cpu_pct']:.1f} % while captured, runq wait {cpu_cap['runq_pct']:.1f} %, other core0 "
+          f"{cpu_cap['other_pct']:.0f} %), RSS {rss_idle:.0f} -> {rss_calls:.0f} MB; "
           f"{stats['ingress']} packets in, {stats['lost']} lost; delay p50 {stats['delay_p50']:.3f} / p99 "
           f"{stats['delay_p99']:.3f} / max {stats['delay_max']:.2f} ms; PDV p99 {stats['pdv_p99']:.3f} ms, IPDV p99 "
           f"{stats['jitter_p99']:.3f} ms;"
           f" sender pacing p99 {stats['pacing_p99']:.2f} ms; capture drops {dropped}", flush=True)
-    cap_path.unlink(missing_ok=True)
+    if args.keep_captures:
+        Path(args.keep_captures).mkdir(parents=True, exist_ok=True)
+        cap_path.rename(Path(args.keep_captures) / cap_path.name)
+    else:
+        cap_path.unlink(missing_ok=True)
     return result
 
 
@@ -269,13 +280,16 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--ramp", type=float, default=50.0, help="calls per second while setting up")
     ap.add_argument("--cpu-window", type=float, default=5.0, help="seconds of CPU measurement before the capture")
+    ap.add_argument("--rt", action="store_true",
+                    help="run the box SCHED_FIFO, so other work on core 0 cannot delay it by a scheduler tick")
+    ap.add_argument("--keep-captures", metavar="DIR", help="keep the RTP captures in DIR")
     ap.add_argument("--profile", metavar="DIR", help="also record py-spy profiles of the box (CPU window) into DIR")
     args = ap.parse_args()
     require("sipp", "dumpcap")
     if max(args.n) * 2 > (RTP_RANGE[1] - RTP_RANGE[0]) // 2:
         raise SystemExit("RTP range too small for that many calls")
     header(f"Concurrent calls: g711a.pcap both ways (30 ms, ~33 pps each way), {args.window:g} s window, "
-           f"{args.runs} runs per N")
+           f"{args.runs} runs per N" + (", box SCHED_FIFO" if args.rt else ""))
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-concurrent-") as tmp:
         work = Path(tmp)
@@ -286,16 +300,17 @@ def main() -> None:
         for n in args.n:
             results[n] = [one_run(n, args, work, i, (caller_pcap, callee_pcap), seconds) for i in range(args.runs)]
     print()
-    print(f"medians of {args.runs} runs (loss: median of the runs; delay = box egress - ingress of the same packet)")
+    print(f"medians of {args.runs} runs (loss: median of the runs; delay = box egress - ingress of the same packet; "
+          f"CPU without capture; runq wait and other core0 during the capture)")
     rows = []
     for n, runs in results.items():
         m = {k: median([r[k] for r in runs]) for k in runs[0]}
         rows.append([n, int(m["calls_ok"]), m["cpu"], m["per_call"], m["rss_idle"], m["rss_calls"],
                      int(m["ingress"]), int(m["lost"]), m["loss_pct"], m["delay_p50"], m["delay_p99"], m["delay_max"],
-                     m["pdv_p99"], m["jitter_p99"], m["pacing_p99"], m["other"]])
+                     m["pdv_p99"], m["jitter_p99"], m["pacing_p99"], m["runq"], m["other_cap"]])
     print(table(["calls", "up", "box CPU %", "CPU %/call", "RSS idle MB", "RSS calls MB", "pkts in", "lost",
                  "loss %", "delay p50 ms", "delay p99 ms", "delay max ms", "PDV p99 ms", "IPDV p99 ms",
-                 "sender pacing p99 ms", "other core0 %"], rows))
+                 "sender pacing p99 ms", "runq wait %", "other core0 %"], rows))
 
 
 if __name__ == "__main__":

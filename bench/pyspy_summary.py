@@ -18,10 +18,11 @@ import re
 from collections import Counter
 
 _LINE = re.compile(r" \(([^():]+):(\d+)\)$")
-# Leaves that mean "waiting", which py-spy reports as active for lock waits (the web
-# server's worker threads sit in Condition.wait); those samples are left out.
-IDLE_LEAVES = ("Condition.wait (", "Event.wait (", "EpollSelector.select (", "select (selectors", "_worker (",
-               "_reporter (")
+# Frames that mean "waiting", which py-spy reports as active for lock waits (the web
+# server's worker threads sit in Condition.wait); stacks through them are left out, as are
+# those ending in the event loop's own select.
+IDLE_FRAMES = ("Condition.wait (", "Event.wait (", "_reporter (", "Thread._wait_for_tstate_lock (")
+IDLE_LEAVES = ("EpollSelector.select (", "select (selectors", "epoll_wait (")
 
 
 def frame_key(frame: str, lines: bool) -> str:
@@ -44,7 +45,7 @@ def load(path: str, lines: bool = False) -> tuple[int, Counter, Counter]:
             stack, _, count_text = raw.rpartition(" ")
             count = int(count_text)
             frames = [frame_key(fr, lines) for fr in stack.split(";")]
-            if frames[-1].startswith(IDLE_LEAVES):
+            if frames[-1].startswith(IDLE_LEAVES) or any(f.startswith(IDLE_FRAMES) for f in frames):
                 continue
             total += count
             for key in set(frames):

@@ -11,10 +11,12 @@ A registration that does not finish within SIPp's retransmission limits counts a
 
 Per run: achieved = successful registrations / SIPp elapsed time (SIPp keeps sending at the
 target rate whatever the box does, so a box that falls behind shows as a lower achieved rate,
-retransmissions and failures); requests/s = 2 x achieved; box CPU % of one core over the run
+retransmissions and failures; SIPp is stopped SECONDS + 6 s after its start, and what is
+still unfinished then counts as failed); requests/s = 2 x achieved; box CPU % of one core over the run
 (/proc/PID/stat utime+stime); registration time (first REGISTER sent -> 200 received) p50/p99
-from SIPp's -trace_rtt. RSS: before the first run, after the last run, and SETTLE seconds
-later, once timer J (32 s) has let go of every transaction of the burst.
+from SIPp's -trace_rtt. RSS: before the first run and after the last run; for the last rate
+also SETTLE seconds later, once timer J (32 s) has let go of every transaction of the burst.
+'runq wait %': how long the box was runnable but off the CPU (other work on core 0).
 The table shows medians over the runs. Goal: >= 1000/s with 0 failures and 0 retransmissions
 (Asterisk: 800/s at 63 % of its core); RSS must not balloon after a burst.
 """
@@ -45,24 +47,27 @@ def one_rate(rate: int, users: dict[str, str], seconds: float, runs: int, settle
                                      "-inf", str(csv_path), "-r", str(rate), "-m", str(count),
                                      "-l", str(rate * 20), "-key", "expires", "3600", "-t", "u1",
                                      "-trace_rtt", "-rtt_freq", "200",
-                                     "-timeout", str(int(seconds + 30)))
+                                     "-timeout", str(int(seconds + 6)))
             meter = CpuMeter(box.pid)
             run = finish_sipp(proc, began, workdir / f"r{rate}", timeout=seconds + 60)
             cpu = meter.stop()
             rss_after = box.rss()
             achieved = run.successful / run.elapsed if run.elapsed else 0.0
-            row = {"achieved": achieved, "failed": run.failed, "retrans": run.retransmissions,
-                   "cpu": cpu["cpu_pct"], "other": cpu["other_pct"], "rss_after": rss_after,
+            unfinished = max(0, run.stat("TotalCallCreated") - run.successful - run.failed)
+            row = {"achieved": achieved, "failed": run.failed + unfinished, "retrans": run.retransmissions,
+                   "cpu": cpu["cpu_pct"], "other": cpu["other_pct"], "runq": cpu["runq_pct"], "rss_after": rss_after,
                    "p50": percentile(run.rtt_ms, 50), "p99": percentile(run.rtt_ms, 99),
                    "ok": run.successful, "elapsed": run.elapsed}
             results.append(row)
             print(f"  rate {rate}/s run {i + 1}: {run.successful} ok in {run.elapsed:.1f} s = {achieved:.0f}/s, "
-                  f"{run.failed} failed, {run.retransmissions} retrans, box CPU {cpu['cpu_pct']:.0f} %, "
+                  f"{run.failed} failed + {unfinished} unfinished, {run.retransmissions} retrans, "
+                  f"box CPU {cpu['cpu_pct']:.0f} % (runq wait {cpu['runq_pct']:.1f} %), "
                   f"RSS {rss_after:.0f} MB, reg time p50 {row['p50']:.0f} / p99 {row['p99']:.0f} ms", flush=True)
             time.sleep(1.0)
-        time.sleep(max(0.0, settle))
-        rss_settled = box.rss()
+        rss_settled = float("nan")
         if settle > 0:
+            time.sleep(settle)
+            rss_settled = box.rss()
             print(f"  rate {rate}/s: RSS {rss_settled:.0f} MB {settle:.0f} s after the last run", flush=True)
     finally:
         box.stop()
@@ -86,16 +91,19 @@ def main() -> None:
     users = extensions(args.users)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-register-") as tmp:
-        for rate in args.rates:
-            s = one_rate(rate, users, args.seconds, args.runs, args.settle, Path(tmp))
+        for i, rate in enumerate(args.rates):
+            settle = args.settle if i == len(args.rates) - 1 else 0.0
+            s = one_rate(rate, users, args.seconds, args.runs, settle, Path(tmp))
             rows.append([s["rate"], s["achieved"], 2 * s["achieved"], int(s["failed"]), int(s["retrans"]),
                          s["cpu"], s["p50"], s["p99"], s["rss_before"], s["rss_last"], s["rss_settled"],
-                         s["other"]])
+                         s["runq"], s["other"]])
     print()
-    print(f"medians of {args.runs} runs (failed and retrans: median; RSS after = after the last run)")
+    print(f"medians of {args.runs} runs (failed includes registrations unfinished when SIPp stopped, "
+          f"{args.seconds + 6:g} s after its start; RSS after = after the last run; RSS +{args.settle:.0f}s "
+          f"only for the last rate)")
     print(table(["target/s", "achieved/s", "req/s", "failed", "retrans", "box CPU %", "reg p50 ms",
                  "reg p99 ms", "RSS before MB", "RSS after MB", f"RSS +{args.settle:.0f}s MB",
-                 "other core0 %"], rows))
+                 "runq wait %", "other core0 %"], rows))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,13 @@ class Call:
         self.late_offer = not txn.request.body
         self.b_sdp_session = random.randrange(1, 2**31)  # the B side keeps one o= session id
         self.held_ack: Fork | None = None
-        b2bua.dialogs[self.a.dialog.key] = (self, self.a)
+        self.dialog_keys: set[tuple[str, str]] = set()
+        self._index(self.a.dialog.key, self.a)
+
+    def _index(self, key: tuple[str, str], leg: Leg | None) -> None:
+        """Let in-dialog requests with this Call-ID and tag find the call (and leg)."""
+        self.b2bua.dialogs[key] = (self, leg)
+        self.dialog_keys.add(key)
 
     # --- setting up -------------------------------------------------------
     def offer_sdp_for_b(self) -> bytes | None:
@@ -145,7 +151,7 @@ class Call:
             request = self._fork_invite(dialog, dest, body, max_forwards)
             fork = Fork(request, dest, label, dialog)
             self.forks.append(fork)
-            b2bua.dialogs[dialog.key] = (self, None)
+            self._index(dialog.key, None)
             fork.txn = b2bua.layer.send_request(request, dest, lambda r, f=fork, t=trunk: self.on_fork_response(f, r, t))
         self.state = "ringing"
         self.ring_timer = b2bua.loop.call_later(b2bua.ring_timeout(), self.ring_timeout)
@@ -213,7 +219,7 @@ class Call:
             self._send_bye(Leg(dialog, "b", fork.label))
             return
         self.b = Leg(dialog, "b", fork.label, self.b_sdp_session, sdp_version=1)
-        self.b2bua.dialogs[dialog.key] = (self, self.b)
+        self._index(dialog.key, self.b)
         self.state = "answered"
         self._cancel_ring_timer()
         for other in self.forks:
@@ -603,7 +609,8 @@ class B2BUA:
 
         def drop() -> None:
             self.by_invite.pop(id(call.invite), None)
-            for key in [k for k, (c, _) in self.dialogs.items() if c is call]:
-                del self.dialogs[key]
+            for key in call.dialog_keys:
+                if self.dialogs.get(key, (None,))[0] is call:
+                    del self.dialogs[key]
 
         self.loop.call_later(32.0, drop)

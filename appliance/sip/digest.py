@@ -60,11 +60,38 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_FAST_PARAM = re.compile(r'[ \t]*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)[ \t]*=[ \t]*'
+                         r'(?:"((?:[^"\\]|\\.)*)"|([A-Za-z0-9!#$%&\'*+.^_`|~/:@?-]+))[ \t]*(?:,|\Z)')
+
+
+def _parse_fast(text: str) -> tuple[str, dict[str, str]] | None:
+    """The common, well-formed case in a few regex steps; None sends the value to the careful parser."""
+    scheme, space, rest = text.partition(" ")
+    if not space or not _TOKEN.fullmatch(scheme):
+        return None
+    params: dict[str, str] = {}
+    pos, end = 0, len(rest)
+    while pos < end:
+        match = _FAST_PARAM.match(rest, pos)
+        if match is None:
+            return None
+        name, quoted, bare = match.groups()
+        name = name.lower()
+        if name in params:
+            return None
+        params[name] = bare if quoted is None else (_ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted)
+        pos = match.end()
+    return scheme, params
+
+
 def parse_credentials(value: str) -> tuple[str, dict[str, str]]:
     """Split a challenge or credentials value into scheme and lower-cased auth-params."""
     if not isinstance(value, str):
         raise ValueError("credentials must be text")
     text = value.strip()
+    fast = _parse_fast(text)
+    if fast is not None:
+        return fast
     match = _TOKEN.match(text)
     if match is None:
         raise ValueError("missing auth scheme")

@@ -46,12 +46,23 @@ class HeaderError(ValueError):
     """A header value that does not follow the grammar."""
 
 
+_NAMES: dict[str, str] = {}
+_NAMES_MAX = 4096  # bounded: every distinct spelling a peer sends would otherwise stay cached
+
+
 def canonical_name(name: str) -> str:
-    """Long, conventionally capitalised form of a header name."""
+    """Long, conventionally capitalised form of a header name; equal names give equal strings."""
+    found = _NAMES.get(name)
+    if found is not None:
+        return found
     lower = name.lower()
     if len(lower) == 1 and lower in COMPACT:
-        return COMPACT[lower]
-    return _CANONICAL.get(lower, name)
+        found = COMPACT[lower]
+    else:
+        found = _CANONICAL.get(lower) or "-".join(part[:1].upper() + part[1:] for part in lower.split("-"))
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[name] = found
+    return found
 
 
 def split_list(value: str) -> list[str]:

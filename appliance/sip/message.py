@@ -50,23 +50,28 @@ class Message:
     __slots__ = ("headers", "body", "_cache")
 
     def __init__(self, headers: list[list[str]] | None = None, body: bytes = b"") -> None:
-        self.headers: list[list[str]] = headers if headers is not None else []
+        if headers is None:
+            headers = []
+        for entry in headers:
+            entry[0] = canonical_name(entry[0])
+        self.headers: list[list[str]] = headers
         self.body = body
         self._cache: dict[str, object] = {}
 
     # --- header access -------------------------------------------------
+    # Names are stored canonical (see canonical_name), so lookups compare strings directly.
     def header(self, name: str) -> str | None:
         """Value of the first header with this name (compact forms included)."""
-        wanted = canonical_name(name).lower()
+        wanted = canonical_name(name)
         for hname, value in self.headers:
-            if hname.lower() == wanted:
+            if hname == wanted:
                 return value
         return None
 
     def header_lines(self, name: str) -> list[str]:
         """Every header line with this name, unsplit."""
-        wanted = canonical_name(name).lower()
-        return [value for hname, value in self.headers if hname.lower() == wanted]
+        wanted = canonical_name(name)
+        return [value for hname, value in self.headers if hname == wanted]
 
     def header_values(self, name: str) -> list[str]:
         """Every value of a header, with comma-separated lists split."""
@@ -78,11 +83,10 @@ class Message:
     def set_header(self, name: str, value: str) -> None:
         """Replace all headers of this name by one (added at the end if absent)."""
         name = canonical_name(name)
-        lower = name.lower()
         for i, (hname, _) in enumerate(self.headers):
-            if hname.lower() == lower:
+            if hname == name:
                 self.headers[i] = [name, value]
-                self.headers[i + 1 :] = [h for h in self.headers[i + 1 :] if h[0].lower() != lower]
+                self.headers[i + 1 :] = [h for h in self.headers[i + 1 :] if h[0] != name]
                 break
         else:
             self.headers.append([name, value])
@@ -92,8 +96,7 @@ class Message:
         """Add a header line, at the top of its kind when first is set."""
         entry = [canonical_name(name), value]
         if first:
-            lower = entry[0].lower()
-            index = next((i for i, h in enumerate(self.headers) if h[0].lower() == lower), 0)
+            index = next((i for i, h in enumerate(self.headers) if h[0] == entry[0]), 0)
             self.headers.insert(index, entry)
         else:
             self.headers.append(entry)
@@ -101,9 +104,21 @@ class Message:
 
     def remove_header(self, name: str) -> None:
         """Remove every header with this name."""
-        lower = canonical_name(name).lower()
-        self.headers = [h for h in self.headers if h[0].lower() != lower]
+        name = canonical_name(name)
+        self.headers = [h for h in self.headers if h[0] != name]
         self._cache.clear()
+
+    def set_top_via(self, via: Via) -> None:
+        """Rewrite the topmost Via value in place, keeping the others as written and the parsed cache."""
+        for entry in self.headers:
+            if entry[0] == "Via":
+                values = split_list(entry[1])
+                values[0] = str(via)
+                entry[1] = ", ".join(values)
+                break
+        vias = self._cache.get("vias")
+        if vias:
+            vias[0] = via  # type: ignore[index]
 
     def _cached(self, key: str, build):  # type: ignore[no-untyped-def]
         try:

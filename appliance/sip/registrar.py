@@ -57,7 +57,7 @@ class LocationService:
 
     clock: Callable[[], float] = time.monotonic
     bindings: dict[str, dict[str, Binding]] = field(default_factory=dict)
-    on_change: Callable[[str, list[Binding]], None] | None = None
+    on_change: Callable[[str, list[Binding], bool], None] | None = None
 
     def lookup(self, aor: str) -> list[Binding]:
         """Live bindings of an extension, best q first."""
@@ -85,10 +85,11 @@ class LocationService:
             self.bindings[aor] = contacts
         else:
             self.bindings.pop(aor, None)
-        # A refresh replaces a binding under the same contact: the store must see its new expiry too.
-        changed = set(before) != set(contacts) or any(before[k] is not b for k, b in contacts.items())
-        if changed and self.on_change is not None:
-            self.on_change(aor, list(contacts.values()))
+        # A refresh replaces a binding under the same contact: the store must see its new expiry too,
+        # but only a different set of contacts is news for the rest of the box.
+        moved = set(before) != set(contacts)
+        if (moved or any(before[k] is not b for k, b in contacts.items())) and self.on_change is not None:
+            self.on_change(aor, list(contacts.values()), moved)
 
 
 class Registrar:

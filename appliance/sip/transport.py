@@ -205,13 +205,7 @@ def _stamp_via(request: Request, peer: Peer) -> None:
         via.params["received"] = peer.host
         changed = True
     if changed:
-        lines = request.header_values("Via")
-        lines[0] = str(via)
-        vias = request.vias  # keep the parsed cache across the rewrite
-        request.remove_header("Via")
-        for value in reversed(lines):
-            request.add_header("Via", value, first=True)
-        request._cache["vias"] = vias
+        request.set_top_via(via)
 
 
 def response_destination(response: Response, arrived: Peer) -> Peer:

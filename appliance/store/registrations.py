@@ -12,8 +12,11 @@ def save(db: Database, aor: str, rows: list[dict]) -> None:
     """Replace the stored contacts of one extension (rows: contact, transport, host, port, expires_at, user_agent)."""
     with transaction(db):
         db.execute("DELETE FROM registrations WHERE aor = ?", [aor])
-        for row in rows:
-            db["registrations"].insert({"aor": aor, **row})
+        db.conn.executemany(
+            "INSERT INTO registrations (aor, contact, transport, host, port, expires_at, user_agent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(aor, r["contact"], r["transport"], r["host"], r["port"], r["expires_at"], r["user_agent"])
+             for r in rows])
 
 
 def load(db: Database, now: float | None = None) -> list[dict]:
