@@ -79,7 +79,6 @@ class Box:
         self.endpoint = LocalEndpoint(advertise, self.transport.port)
 
         self._dirty_registrations: set[str] = set()
-        self._stopping = False
         self.location = LocationService(on_change=self._bindings_changed)
         self._restore_bindings()
         registrar = Registrar(self.location, RegistrarPolicy(
@@ -101,7 +100,7 @@ class Box:
         self.transport.handler = layer.handle
         layer.start()
         self._purge_timer = loop.call_later(30.0, self._purge)
-        self._flush_timer = loop.call_later(1.0, self._flush_registrations)
+        self._flush_timer = loop.call_later(1.0, self._flush_tick)
         for row in directory.list_trunks(db, include_secret=True):
             client = TrunkClient(loop, layer, self.endpoint, row, self.bus, self._save_trunk_status,
                                  keepalive=s.trunk_keepalive)
@@ -133,7 +132,6 @@ class Box:
             client.stop()
         await asyncio.sleep(0.05)  # let un-REGISTERs leave
         if hasattr(self, "layer"):
-            self._stopping = True
             self._flush_timer.cancel()
             self._flush_registrations()
             self.layer.stop()
@@ -164,23 +162,28 @@ class Box:
         directory.set_setting(self.db, TRUNK_STATUS_KEY + status.name, json.dumps(asdict(status)))
 
     def _bindings_changed(self, aor: str, bindings: list[Binding], contacts_changed: bool) -> None:
-        # Written behind, once a second: a REGISTER burst must not mean one SQLite write each.
         self._dirty_registrations.add(aor)
-        if contacts_changed:
+        if contacts_changed:  # a phone came or went: store it now, and tell the box
+            self._flush_registrations()
             self.bus.publish("registration.changed", extension=aor, contacts=[b.contact for b in bindings])
+        # A refresh only moves an expiry: it is written behind, once a second, so a REGISTER burst
+        # does not mean one SQLite write per REGISTER.
 
     def _flush_registrations(self) -> None:
         dirty, self._dirty_registrations = self._dirty_registrations, set()
-        if dirty:
-            offset = time.time() - self.location.clock()
-            with transaction(self.db):
-                for aor in dirty:
-                    rows = [{"contact": b.contact, "transport": b.source.transport, "host": b.source.host,
-                             "port": b.source.port, "expires_at": b.expires_at + offset,
-                             "user_agent": b.user_agent} for b in self.location.bindings.get(aor, {}).values()]
-                    registrations.save(self.db, aor, rows)
-        if not self._stopping:
-            self._flush_timer = self.loop.call_later(1.0, self._flush_registrations)
+        if not dirty:
+            return
+        offset = time.time() - self.location.clock()
+        with transaction(self.db):
+            for aor in dirty:
+                rows = [{"contact": b.contact, "transport": b.source.transport, "host": b.source.host,
+                         "port": b.source.port, "expires_at": b.expires_at + offset,
+                         "user_agent": b.user_agent} for b in self.location.bindings.get(aor, {}).values()]
+                registrations.save(self.db, aor, rows)
+
+    def _flush_tick(self) -> None:
+        self._flush_registrations()
+        self._flush_timer = self.loop.call_later(1.0, self._flush_tick)
 
     def _restore_bindings(self) -> None:
         """Phones registered before a restart stay reachable until their registrations expire."""

@@ -431,6 +431,30 @@ def test_late_offer_the_callers_ack_carries_the_answer_to_the_callee(box):
     assert (record["disposition"], record["answered_by"], record["hangup_by"]) == ("answered", "202", "201")
 
 
+def test_bye_to_the_caller_waits_for_its_ack(box):
+    """RFC 3261 §15: the box, as the caller's UAS, sends no BYE before the caller has ACKed the 200."""
+    with SipPhone(box, user="201") as ann, SipPhone(box, user="202") as bob:
+        assert bob.register("202", SECRETS["202"], 600).status == 200
+        dialog, call_id = _invite_with_auth(ann, box, "202", SECRETS["201"])
+        invite = bob.request_in("INVITE")
+        tag = new_id()
+        bob.send(bob.reply(invite, 200, "OK", tag, [("Contact", bob.contact())], sdp_body(free_media_port())))
+        bob.request_in("ACK", invite.call_id)
+        box_for_bob = invite.header("Contact").strip("<>").split(">")[0]
+        bob.send(bob.build("BYE", box_for_bob, [("From", f"{invite.header('To')};tag={tag}"),
+                                                ("To", invite.header("From")), ("Call-ID", invite.call_id),
+                                                ("CSeq", "1 BYE")]))
+        assert bob.response(invite.call_id, "BYE").status == 200
+        ok = ann.response(call_id, "INVITE")
+        assert ann.poll(lambda m: not m.is_response and m.method == "BYE", timeout=1.0) is None
+        box_contact = ok.header("Contact").strip("<>").split(">")[0]
+        ann.send(ann.build("ACK", box_contact, [dialog[0], ("To", ok.header("To")), dialog[2], ("CSeq", "2 ACK")]))
+        bye = ann.request_in("BYE", call_id)
+        ann.send(ann.reply(bye, 200, "OK"))
+    record = only_record(box)
+    assert (record["disposition"], record["hangup_by"]) == ("answered", "202")
+
+
 # --- packet loss: RFC 3261 §17 retransmissions ------------------------------------------------------
 def test_lost_invite_ack_and_bye_towards_the_callee_are_recovered(box, workdir):
     with SipPhone(box, user="202") as bob:

@@ -98,6 +98,9 @@ class Call:
         self.late_offer = not txn.request.body
         self.b_sdp_session = random.randrange(1, 2**31)  # the B side keeps one o= session id
         self.held_ack: Fork | None = None
+        # RFC 3261 §15: no BYE to the caller before it has ACKed our 200 (or that timed out).
+        self.caller_confirmed = False
+        self.bye_waits_for_ack = False
         self.dialog_keys: set[tuple[str, str]] = set()
         self._index(self.a.dialog.key, self.a)
 
@@ -247,6 +250,10 @@ class Call:
 
     def caller_acked(self, request: Request) -> None:
         """The caller's ACK for our 200: with a late offer it carries the answer for the callee."""
+        self.caller_confirmed = True
+        if self.bye_waits_for_ack:
+            self.bye_waits_for_ack = False
+            self._send_bye(self.a)
         fork, self.held_ack = self.held_ack, None
         if fork is None or self.b is None:
             return
@@ -349,7 +356,11 @@ class Call:
         if self.state == "ended":
             return
         for leg in (self.a, self.b):
-            if leg is not None and leg is not by:
+            if leg is None or leg is by:
+                continue
+            if leg is self.a and not self.caller_confirmed:
+                self.bye_waits_for_ack = True
+            else:
                 self._send_bye(leg)
         self.finish("answered", status, by.label if by else "box")
 
@@ -583,7 +594,13 @@ class B2BUA:
     def on_ack_timeout(self, txn: ServerTransaction) -> None:
         """The caller never ACKed our 200: hang up."""
         call = self.by_invite.get(id(txn))
-        if call is not None and call.state == "answered":
+        if call is None:
+            return
+        call.caller_confirmed = True  # the transaction timed out: a BYE may go now (RFC 3261 §15)
+        if call.bye_waits_for_ack:
+            call.bye_waits_for_ack = False
+            call._send_bye(call.a)
+        if call.state == "answered":
             log.warning("no ACK for call %s; hanging up", call.info.record_id)
             if call.held_ack is not None:
                 call._ack_fork(call.held_ack)
