@@ -70,6 +70,17 @@ def _parser() -> argparse.ArgumentParser:
     trunks = command("trunks", _trunks, "List trunks.")
     trunks.add_argument("--status", action="store_true", help="show registration state")
     trunks.add_argument("--json", action="store_true", help="print JSON")
+
+    prompt = sub.add_parser("prompt", help="Manage voice prompts.", description="Manage voice prompts.")
+    prompt.set_defaults(func=lambda _args: _usage(prompt))
+    prompt_set = prompt.add_subparsers(dest="prompt_command").add_parser(
+        "set", help="Replace a prompt with a WAV recording.",
+        description="Replace a prompt with a WAV recording (any rate, mono or stereo; stored as 8 kHz mono).")
+    prompt_set.add_argument("name", help="prompt name, e.g. greeting, menu, hold_music")
+    prompt_set.add_argument("file", type=Path, help="the WAV file")
+    prompt_set.add_argument("--data-dir", type=Path, default=None,
+                            help="where the data lives (default: %s)" % default_data_dir())
+    prompt_set.set_defaults(func=_prompt_set)
     return parser
 
 
@@ -170,6 +181,23 @@ def _trunks(args: argparse.Namespace) -> int:
             line += [st.get("state", "not started"), since, st.get("last_error") or ""]
         table.append(line)
     _print_table(headings, table)
+    return 0
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _prompt_set(args: argparse.Namespace) -> int:
+    from .media.prompts import PromptError, PromptLibrary
+
+    try:
+        prompt = PromptLibrary(_data_dir(args) / "prompts").set(args.name, args.file)
+    except PromptError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    print(f"prompt {prompt.name}: {prompt.duration:.1f} s, stored as 8 kHz mono")
     return 0
 
 

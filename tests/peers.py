@@ -206,22 +206,8 @@ _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", 
 
 
 def free_media_port() -> int:
-    """An even port P with P..P+3 free on UDP: SIPp's -mp takes P (audio) and P+2 (video)."""
-    for _ in range(500):
-        port = free_port(even=True)
-        socks = []
-        try:
-            for offset in range(4):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((LOCALHOST, port + offset))
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free media port block")
+    """An even port P with P..P+3 free: SIPp's -mp takes P (audio) and P+2 (video)."""
+    return free_port_block(4, even=True)
 
 
 @dataclass

@@ -1,0 +1,212 @@
+"""Voice prompts: WAV loading and conversion to 8 kHz mono PCM, 20 ms frames, and the prompt library."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import wave
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+with warnings.catch_warnings():
+    # Deprecated in 3.11/3.12 (removed in 3.13, where audioop-lts provides it): nothing to act on.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+from appliance.media import prompt_texts
+
+__all__ = [
+    "RATE", "WIDTH", "FRAME_SAMPLES", "MAX_SECONDS", "DEFAULTS_DIR",
+    "PromptError", "Prompt", "PromptLibrary", "Generator",
+    "load_wav", "save_wav", "frames", "espeak",
+]
+
+RATE = 8000  # what the phone leg carries (G.711)
+WIDTH = 2  # bytes per sample of the converted PCM
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+MAX_SECONDS = 900  # a prompt longer than this is a mistake, and would sit in RAM on a Pi
+# Prebuilt prompts shipped with the package (a recorded voice); absent in a source checkout.
+DEFAULTS_DIR = Path(__file__).with_name("default_prompts")
+ESPEAK_TIMEOUT = 30.0
+
+Generator = Callable[[str, str, Path], None]
+"""(text, voice, out_path): write a WAV file speaking text."""
+
+
+class PromptError(ValueError):
+    """A prompt that cannot be found, read, converted or generated."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt ready to play: 8 kHz mono 16-bit PCM and its 20 ms frames."""
+
+    name: str
+    pcm: bytes
+    frames: tuple[bytes, ...]
+    loop: bool = False
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.pcm) / (RATE * WIDTH)
+
+    def looped(self, loop: bool = True) -> Prompt:
+        """The same audio with the loop flag set (frames are shared, not copied)."""
+        return replace(self, loop=loop)
+
+
+def load_wav(path: Path | str) -> bytes:
+    """Read a PCM WAV (any rate, mono or stereo, 8-32 bit) and return 8 kHz mono 16-bit PCM."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            channels, width, rate, count = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
+            if channels not in (1, 2):
+                raise PromptError(f"{path}: {channels} channels; expected mono or stereo")
+            if width not in (1, 2, 3, 4):
+                raise PromptError(f"{path}: unsupported sample width of {width} bytes")
+            if rate <= 0:
+                raise PromptError(f"{path}: invalid sample rate {rate}")
+            if count > MAX_SECONDS * rate:
+                raise PromptError(f"{path}: longer than {MAX_SECONDS // 60} minutes")
+            data = w.readframes(count)
+    except PromptError:
+        raise
+    except (wave.Error, EOFError) as e:
+        raise PromptError(f"{path}: not a PCM WAV file ({e})") from None
+    except OSError as e:
+        raise PromptError(f"{path}: cannot read: {e.strerror or e}") from None
+    data = data[: len(data) - len(data) % (width * channels)]  # a truncated file ends mid-sample
+    if not data:
+        raise PromptError(f"{path}: contains no audio")
+    if width == 1:
+        data = audioop.bias(data, 1, -128)  # 8-bit WAV is unsigned, audioop expects signed
+    if channels == 2:
+        data = audioop.tomono(data, width, 0.5, 0.5)
+    if width != WIDTH:
+        data = audioop.lin2lin(data, width, WIDTH)
+    if rate != RATE:
+        # Linear interpolation without an anti-aliasing filter: fine for speech, dulls music slightly.
+        data, _ = audioop.ratecv(data, WIDTH, 1, rate, RATE, None)
+    return data
+
+
+def save_wav(path: Path, pcm: bytes) -> None:
+    """Write 8 kHz mono 16-bit PCM as a WAV, atomically (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(WIDTH)
+            w.setframerate(RATE)
+            w.writeframes(pcm)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def frames(pcm: bytes, samples: int = FRAME_SAMPLES) -> list[bytes]:
+    """Split 16-bit PCM into frames of `samples` samples, padding the last with silence."""
+    if samples <= 0:
+        raise ValueError("samples must be positive")
+    if len(pcm) % WIDTH:
+        raise ValueError("PCM length is not a whole number of 16-bit samples")
+    size = samples * WIDTH
+    out = [pcm[i : i + size] for i in range(0, len(pcm), size)]
+    if out and len(out[-1]) < size:
+        out[-1] = out[-1] + bytes(size - len(out[-1]))
+    return out
+
+
+def espeak(text: str, voice: str, out: Path) -> None:
+    """Speak text into a WAV file with espeak-ng."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise PromptError(
+            "espeak-ng is not installed, so default prompts cannot be generated: "
+            "install it (apt install espeak-ng) or record them with `switchboard prompt set NAME FILE.wav`"
+        )
+    try:
+        done = subprocess.run([exe, "-v", voice, "-w", str(out), text],
+                              capture_output=True, text=True, timeout=ESPEAK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise PromptError(f"espeak-ng took longer than {ESPEAK_TIMEOUT:g}s") from None
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+        raise PromptError(f"espeak-ng failed for voice {voice!r}: {detail}")
+
+
+class PromptLibrary:
+    """Finds, converts and caches prompts: the owner's recording, else shipped, else espeak-ng."""
+
+    def __init__(self, directory: Path, voice: str = "en", generator: Generator = espeak,
+                 defaults: Path | None = DEFAULTS_DIR) -> None:
+        self.directory = Path(directory)
+        self.voice = voice
+        self._generator = generator
+        self._defaults = defaults
+        self._cache: dict[str, Prompt] = {}
+
+    def get(self, name: str) -> Prompt:
+        """The prompt called name, converted once and then served from memory."""
+        prompt = self._cache.get(name)
+        if prompt is None:
+            pcm = load_wav(self._find(_known(name)))
+            prompt = Prompt(name, pcm, tuple(frames(pcm)), loop=name in prompt_texts.LOOPED)
+            self._cache[name] = prompt
+        return prompt
+
+    def set(self, name: str, wav_path: Path | str) -> Prompt:
+        """Validate a WAV, store it converted as the owner's version of name and use it from now on."""
+        _known(name)
+        pcm = load_wav(wav_path)
+        save_wav(self.directory / f"{name}.wav", pcm)
+        prompt = Prompt(name, pcm, tuple(frames(pcm)), loop=name in prompt_texts.LOOPED)
+        self._cache[name] = prompt
+        return prompt
+
+    def preload(self, names: frozenset[str] | set[str] | None = None) -> None:
+        """Load (generating if need be) every spoken prompt now, not on a caller's first use."""
+        for name in sorted(names if names is not None else prompt_texts.TEXTS):
+            self.get(name)
+
+    def generated_path(self, name: str) -> Path:
+        """Where the espeak-ng rendering of name is cached; keyed by voice and text so edits regenerate."""
+        text = prompt_texts.TEXTS[name]
+        digest = hashlib.sha256(f"{self.voice}\0{text}".encode()).hexdigest()[:12]
+        return self.directory / "generated" / f"{name}-{digest}.wav"
+
+    def _find(self, name: str) -> Path:
+        """The WAV to load for name, generating it when nothing else exists."""
+        own = self.directory / f"{name}.wav"
+        if own.is_file():
+            return own
+        if self._defaults is not None and (self._defaults / f"{name}.wav").is_file():
+            return self._defaults / f"{name}.wav"
+        if name not in prompt_texts.TEXTS:
+            raise PromptError(f'no "{name}" prompt: set one with `switchboard prompt set {name} FILE.wav`')
+        cached = self.generated_path(name)
+        if not cached.is_file():
+            self._generate(name, cached)
+        return cached
+
+    def _generate(self, name: str, cached: Path) -> None:
+        """Render name's default text and cache it already converted to 8 kHz."""
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:
+            raw = Path(tmp) / "tts.wav"
+            self._generator(prompt_texts.TEXTS[name], self.voice, raw)
+            save_wav(cached, load_wav(raw))
+
+
+def _known(name: str) -> str:
+    """name, if it is a prompt the box knows about."""
+    if name not in prompt_texts.NAMES:
+        raise PromptError(f'unknown prompt "{name}" (known: {", ".join(sorted(prompt_texts.NAMES))})')
+    return name
