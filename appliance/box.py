@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from .sip.trunk import TrunkClient, TrunkStatus
 from .sip.uri import UriError, parse_sip_uri
 from .store import calls as store_calls
 from .store import directory, registrations
-from .store.db import open_database, transaction
+from .store.db import Checkpointer, open_database, transaction
 from .store.provision import ALLOW_INTERNATIONAL, apply_provisioning
 
 log = logging.getLogger("switchboard.box")
@@ -56,6 +57,7 @@ class Box:
         loop = asyncio.get_running_loop()
         self.loop = loop
         self.db = db = open_database(s.db_path)
+        self.checkpointer = Checkpointer(db, s.db_path).start()
         interrupted = store_calls.close_interrupted(db)
         if interrupted:
             log.warning("closed %d call records left open by an unclean stop", interrupted)
@@ -115,6 +117,9 @@ class Box:
             self.web.start()
         self.started_at = time.time()
         self.ready_after = time.monotonic() - began
+        # What start-up built lives as long as the box: keep it out of every future GC scan.
+        gc.collect()
+        gc.freeze()
         self.bus.publish("box.ready", sip_port=self.transport.port)
 
     def banner(self) -> str:
@@ -140,6 +145,7 @@ class Box:
         if self.transport is not None:
             await self.transport.stop()
         if self.db is not None:
+            self.checkpointer.stop()
             self.db.conn.close()
 
     # --- helpers wired into the core ------------------------------------------

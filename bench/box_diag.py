@@ -73,22 +73,35 @@ def _sizes() -> str:
     media = getattr(box, "media", None)
     if media is not None and hasattr(media, "active"):
         parts.append(f"relays {media.active()}")
+        counters = {"in": 0, "out": 0, "dropped_source": 0, "dropped_no_remote": 0, "send_errors": 0,
+                    "recv_errors": 0}
+        for relay in list(getattr(media, "_relays", ())):
+            for leg in (relay.a, relay.b):
+                counters["in"] += leg.packets_in
+                counters["out"] += leg.packets_out
+                for name in ("dropped_source", "dropped_no_remote", "send_errors", "recv_errors"):
+                    counters[name] += getattr(leg, name, 0)
+        parts.append("RTP (open relays) " + " ".join(f"{k} {v}" for k, v in counters.items()))
     return ", ".join(parts)
 
 
 def _reporter(every: float) -> None:
+    overall: list[float] = []
     while True:
         time.sleep(every)
         with _gc_lock:
             pauses = list(_pauses)
             _pauses.clear()
+        overall += [d for _, d in pauses]
+        longest = sorted(overall)[-3:]
         by_gen = []
         for gen in (0, 1, 2):
             p = [d for g, d in pauses if g == gen]
             if p:
                 by_gen.append(f"gen{gen} {len(p)}x {1000 * sum(p):.0f} ms (max {1000 * max(p):.0f})")
-        print(f"[diag {time.strftime('%H:%M:%S')}] RSS {_rss():.0f} MB; GC: {', '.join(by_gen) or 'none'}; "
-              f"{_sizes()}", file=sys.stderr, flush=True)
+        print(f"[diag {time.strftime('%H:%M:%S')}] RSS {_rss():.0f} MB; GC: {', '.join(by_gen) or 'none'} "
+              f"(since start {len(overall)}x {1000 * sum(overall):.0f} ms, longest "
+              f"{', '.join(f'{1000 * d:.0f}' for d in reversed(longest))} ms); {_sizes()}", file=sys.stderr, flush=True)
 
 
 def _dump_tracemalloc(*_: object) -> None:

@@ -18,19 +18,22 @@ SIPp's own figure is coarser than its 1 ms unit suggests (its clock advances per
 round, which with hundreds of pcap-playing threads on its core is several ms): compare with
 the capture's total. 'runq wait %': how long the box was runnable but off the CPU; --rt runs
 the box SCHED_FIFO so that other work on core 0 cannot add a scheduler tick (4 ms) to a setup.
+--rtp also captures the box's RTP range for RTP_WINDOW s at steady state and reports the
+forwarding delay and loss of the media while calls come and go (as bench/concurrent_calls.py
+does for a fixed set of calls): work that blocks the event loop (SQLite checkpoints, full
+garbage collections) shows there.
 Goal: p95 <= 8 ms (Asterisk: p50 4 / p95 8 / p99 12 ms).
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from common import (HOST, PEER_CORE, SCENARIOS, CpuMeter, extensions, finish_sipp, free_media_port, free_port,
-                    header, median, percentile, pinned, register, require, spawn, start_box, start_sipp, table,
+from common import (HOST, PEER_CORE, RTP_RANGE, SCENARIOS, CpuMeter, extensions, finish_sipp, free_media_port, free_port,
+                    header, median, percentile, pinned, register, require, spawn, start_box, start_profile, start_sipp, table,
                     users_csv)
 
 CALLEE = "19999"
@@ -95,7 +98,7 @@ def one_run(args: argparse.Namespace, workdir: Path, index: int) -> dict:
     remote = f"{HOST}:{box.sip_port}"
     count = int(args.rate * args.seconds)
     try:
-        uas_port, uas_media, uac_media = free_port(), free_media_port(), None
+        uas_port, uas_media = free_port(), free_media_port()
         reg = register(box, workdir, {CALLEE: users[CALLEE]}, port=uas_port)
         if reg.successful != 1:
             raise SystemExit(f"callee registration failed:\n{reg.errors}")
@@ -104,7 +107,7 @@ def one_run(args: argparse.Namespace, workdir: Path, index: int) -> dict:
                                     "-mp", str(uas_media), "-m", str(count), "-t", "u1",
                                     "-timeout", str(int(args.seconds + args.hold + 60)))
         time.sleep(0.5)
-        uac_media = free_media_port() if uas_media != 17000 else 17100
+        uac_media = free_media_port()  # the uas holds its ports by now
         cap_path = workdir / f"sip{index}.pcap"
         cap = capture_sip(box.sip_port, cap_path) if args.split else None
         rss_before = box.rss()
@@ -115,6 +118,17 @@ def one_run(args: argparse.Namespace, workdir: Path, index: int) -> dict:
                                 "-trace_rtt", "-rtt_freq", "20",
                                 "-timeout", str(int(args.seconds + args.hold + 40)))
         meter = CpuMeter(box.pid)
+        rtp_cap = None
+        if args.rtp:
+            # Media under call churn: capture the box's RTP range once the calls are at steady state.
+            time.sleep(min(args.hold + 2.0, max(0.0, args.seconds - args.rtp_window)))
+            rtp_path = workdir / f"rtp{index}.pcap"
+            rtp_cap = spawn(pinned(PEER_CORE, ["dumpcap", "-q", "-i", "lo", "-f",
+                                               f"udp portrange {RTP_RANGE[0]}-{RTP_RANGE[1]}", "-s", "96",
+                                               "-B", "64", "-P", "-a", f"duration:{int(args.rtp_window)}",
+                                               "-w", str(rtp_path)]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = start_profile(box.pid, args.seconds, args.profile, f"calls_{index}") if args.profile else None
         # Peak: sample RSS while the calls are up.
         peak_rss, peak_calls = rss_before, 0
         while uac.poll() is None and time.monotonic() - began < args.seconds + args.hold + 50:
@@ -122,7 +136,11 @@ def one_run(args: argparse.Namespace, workdir: Path, index: int) -> dict:
             peak_rss = max(peak_rss, box.rss())
         run = finish_sipp(uac, began, uac_dir, timeout=args.seconds + args.hold + 60)
         cpu = meter.stop()
+        if spy is not None:
+            spy.wait(30)
         callee = finish_sipp(uas, uas_began, uas_dir, timeout=20)
+        if rtp_cap is not None:
+            rtp_cap.wait(30)
         if cap is not None:
             time.sleep(0.5)
             cap.terminate()
@@ -130,6 +148,11 @@ def one_run(args: argparse.Namespace, workdir: Path, index: int) -> dict:
     finally:
         box.stop()
     parts = split_setup(cap_path, box.sip_port, uas_port) if args.split else {}
+    media = {}
+    if args.rtp:
+        from concurrent_calls import analyse, read_capture
+        media = analyse(*read_capture(workdir / f"rtp{index}.pcap", *RTP_RANGE))
+        (workdir / f"rtp{index}.pcap").unlink(missing_ok=True)
     rtt = run.rtt_ms
     result = {"ok": run.successful, "failed": run.failed, "retrans": run.retransmissions,
               "callee_failed": callee.failed, "p50": percentile(rtt, 50), "p95": percentile(rtt, 95),
@@ -139,7 +162,11 @@ def one_run(args: argparse.Namespace, workdir: Path, index: int) -> dict:
         result[f"{name}_p50"] = percentile(values, 50)
         result[f"{name}_p95"] = percentile(values, 95)
         result[f"{name}_p99"] = percentile(values, 99)
+        result[f"{name}_max"] = max(values) if values else float("nan")
     result["split_n"] = len(parts.get("total", []))
+    for key in ("ingress", "lost", "delay_p50", "delay_p99", "delay_max", "pdv_p99"):
+        if media:
+            result[f"rtp_{key}"] = media[key]
     print(f"  run {index + 1}: {run.successful}/{count} calls ok, {run.failed} failed "
           f"(callee: {callee.successful} ok, {callee.failed} failed), {run.retransmissions} retrans; "
           f"INVITE->200 p50 {result['p50']:.0f} / p95 {result['p95']:.0f} / p99 {result['p99']:.0f} / "
@@ -150,7 +177,12 @@ def one_run(args: argparse.Namespace, workdir: Path, index: int) -> dict:
               f"{result['box_in_p50']:.2f}/{result['box_in_p95']:.2f}/{result['box_in_p99']:.2f}, callee "
               f"{result['callee_p50']:.2f}/{result['callee_p95']:.2f}/{result['callee_p99']:.2f}, box out "
               f"{result['box_out_p50']:.2f}/{result['box_out_p95']:.2f}/{result['box_out_p99']:.2f}, total "
-              f"{result['total_p50']:.2f}/{result['total_p95']:.2f}/{result['total_p99']:.2f}", flush=True)
+              f"{result['total_p50']:.2f}/{result['total_p95']:.2f}/{result['total_p99']:.2f} (max "
+              f"{result['total_max']:.1f})", flush=True)
+    if media:
+        print(f"         RTP during {args.rtp_window:g} s of churn: {media['ingress']} packets in, {media['lost']} lost; "
+              f"delay p50 {media['delay_p50']:.3f} / p99 {media['delay_p99']:.3f} / max {media['delay_max']:.2f} ms, "
+              f"PDV p99 {media['pdv_p99']:.3f} ms", flush=True)
     if run.failed and run.errors:
         print("    caller errors (tail):\n" + run.errors[-800:])
     return result
@@ -165,10 +197,15 @@ def main() -> None:
     ap.add_argument("--callers", type=int, default=50, help="caller extensions (used in turn)")
     ap.add_argument("--rt", action="store_true",
                     help="run the box SCHED_FIFO, so other work on core 0 cannot delay it by a scheduler tick")
+    ap.add_argument("--profile", metavar="DIR", help="also record py-spy profiles of the box into DIR")
+    ap.add_argument("--rtp", action="store_true",
+                    help="also capture the box's RTP range for RTP_WINDOW s at steady state: delay and loss of the "
+                         "media while calls come and go (the capture makes the box's sends dearer: CPU is higher)")
+    ap.add_argument("--rtp-window", type=float, default=10.0)
     ap.add_argument("--no-split", dest="split", action="store_false",
                     help="skip the SIP capture that splits setup time between box and callee")
     args = ap.parse_args()
-    require("sipp", *(["dumpcap", "tshark"] if args.split else []))
+    require("sipp", *(["dumpcap", "tshark"] if args.split else []), *(["dumpcap"] if args.rtp else []))
     header(f"Call load: {args.rate:g} calls/s for {args.seconds:g} s, {args.hold:g} s calls "
            f"(~{args.rate * args.hold:.0f} up at once), g711a.pcap both ways, {args.runs} runs"
            + (", box SCHED_FIFO" if args.rt else ""))
@@ -184,11 +221,17 @@ def main() -> None:
                  "box CPU %", "RSS before MB", "RSS peak MB", "runq wait %", "other core0 %"],
                 [[args.rate, round(args.rate * args.hold), int(m["ok"]), int(m["failed"]), int(m["retrans"]),
                   m["p50"], m["p95"], m["p99"], m["max"], m["cpu"], m["rss_before"], m["rss_peak"], m["runq"], m["other"]]]))
+    if args.rtp:
+        print()
+        print(f"RTP through the box during {args.rtp_window:g} s of the churn (medians of the runs)")
+        print(table(["pkts in", "lost", "delay p50 ms", "delay p99 ms", "delay max ms", "PDV p99 ms"],
+                    [[int(m["rtp_ingress"]), int(m["rtp_lost"]), m["rtp_delay_p50"], m["rtp_delay_p99"],
+                      m["rtp_delay_max"], m["rtp_pdv_p99"]]]))
     if args.split:
         print()
         print("setup time split from the SIP capture (ms, medians of the runs' percentiles)")
-        print(table(["part", "p50", "p95", "p99"],
-                    [[label, m[f"{key}_p50"], m[f"{key}_p95"], m[f"{key}_p99"]]
+        print(table(["part", "p50", "p95", "p99", "max"],
+                    [[label, m[f"{key}_p50"], m[f"{key}_p95"], m[f"{key}_p99"], m[f"{key}_max"]]
                      for key, label in (("box_in", "box: caller INVITE -> INVITE to callee"),
                                         ("callee", "callee SIPp: INVITE -> 200"),
                                         ("box_out", "box: callee 200 -> 200 to caller"),

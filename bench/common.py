@@ -127,15 +127,15 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def core_ticks(core: int) -> tuple[int, int]:
-    """(busy, total) jiffies of one core from /proc/stat."""
+def core_ticks(core: int) -> tuple[int, int, int]:
+    """(busy, total, steal) jiffies of one core from /proc/stat (busy includes steal)."""
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith(f"cpu{core} "):
                 v = [int(x) for x in line.split()[1:]]
                 idle = v[3] + v[4]
-                return sum(v) - idle, sum(v)
-    return 0, 0
+                return sum(v) - idle, sum(v), v[7] if len(v) > 7 else 0
+    return 0, 0, 0
 
 
 class CpuMeter:
@@ -157,14 +157,16 @@ class CpuMeter:
         cpu = cpu_seconds(self.pid) - self.c0
         kernel = sys_seconds(self.pid) - self.s0
         waited = runqueue_wait(self.pid) - self.w0
-        busy1, total1 = core_ticks(BOX_CORE)
+        busy1, total1, steal1 = core_ticks(BOX_CORE)
         busy = busy1 - self.core0[0]
         total = total1 - self.core0[1]
+        steal = steal1 - self.core0[2]
         core_pct = 100.0 * busy / total if total else float("nan")
         box_pct = 100.0 * cpu / wall if wall else float("nan")
         return {"wall": wall, "cpu_s": cpu, "cpu_pct": box_pct,
                 "kernel_share": 100.0 * kernel / cpu if cpu else float("nan"),
                 "runq_pct": 100.0 * waited / wall if wall else float("nan"),
+                "steal_pct": 100.0 * steal / total if total else float("nan"),
                 "other_pct": max(0.0, core_pct - box_pct)}
 
 
@@ -242,6 +244,10 @@ class Box:
         return rss_mb(self.pid)
 
     def stop(self) -> None:
+        if os.environ.get("BENCH_BOX_DIAG") and self.proc.poll() is None:
+            diag = [line for line in self.log_path.read_text(errors="replace").splitlines() if "[diag" in line]
+            if diag:
+                print("    box diag: " + diag[-1], flush=True)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -255,6 +261,8 @@ def box_command(data_dir: Path, provision: Path | None, sip_port: int, rtp: tupl
                 http_port: int, realtime: bool = False) -> list[str]:
     exe = shutil.which("switchboard")
     base = [exe] if exe else [sys.executable, "-m", "appliance.cli"]
+    if os.environ.get("BENCH_BOX_DIAG"):  # in-process diagnostics in box.log (see bench/box_diag.py)
+        base = [sys.executable, str(BENCH / "box_diag.py"), "--every", os.environ["BENCH_BOX_DIAG"], "--"]
     args = [*base, "run", "--data-dir", str(data_dir), "--bind", HOST, "--sip-port", str(sip_port),
             "--http-port", str(http_port), "--rtp-port-min", str(rtp[0]), "--rtp-port-max", str(rtp[1]),
             "--log-format", "text", "--log-level", "WARNING"]
@@ -418,6 +426,9 @@ def register(box: Box, workdir: Path, users: dict[str, str], port: int | None = 
 def start_profile(pid: int, seconds: float, directory: str, name: str) -> subprocess.Popen | None:
     """py-spy record of the box (core 1) into DIRECTORY/NAME.txt, raw collapsed stacks.
 
+    --nonblocking: py-spy would otherwise stop the box for every sample, which shows as
+    latency and run-queue wait; even so, do not read timings from a profiled run.
+
     Summarise with: python bench/pyspy_summary.py DIRECTORY/NAME.txt
     """
     if shutil.which("py-spy") is None:
@@ -427,7 +438,7 @@ def start_profile(pid: int, seconds: float, directory: str, name: str) -> subpro
     out = Path(directory) / f"{name}.txt"
     native = ["--native"] if os.environ.get("BENCH_PYSPY_NATIVE") else []  # C frames too (slower)
     return spawn(pinned(PEER_CORE, ["py-spy", "record", "-p", str(pid), "-d", str(max(1, int(seconds))),
-                                    "-r", "250", "-f", "raw", *native, "-o", str(out)]),
+                                    "-r", "250", "-f", "raw", "--nonblocking", *native, "-o", str(out)]),
                  priority=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

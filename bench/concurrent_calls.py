@@ -22,7 +22,8 @@ time stamped when the box sent it). From the capture:
     packet the slow ones leave;
   - IPDV = |change of that delay between consecutive packets of a stream| (how much the box
     disturbs the 30 ms spacing), p99;
-  - loss = ingress packets (but those of the last 0.2 s of the capture) with no egress;
+  - loss = ingress packets (but those of the first 50 ms and the last 0.2 s of the capture,
+    whose other copy may fall outside it) with no egress;
   - sender pacing = |ingress gap - 30 ms|, p99: SIPp's own jitter, not the box's.
 RSS (/proc/PID/status VmRSS) with the calls up. With --profile DIR, py-spy records the box
 during the CPU window (summarise with bench/pyspy_summary.py).
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import struct
 import subprocess
 import tempfile
@@ -159,16 +161,30 @@ def analyse(ingress: list, egress: list) -> dict:
                 best = (t_out, out_port)
         if best is not None and best[0] - t < 0.5:
             votes[port][best[1]] += 1
-    partner = {port: max(v.items(), key=lambda kv: kv[1])[0] for port, v in votes.items()}
+    # Pair the legs greedily by votes in both directions, each port in at most one pair: two
+    # calls that started within a packet time of each other can otherwise claim the same leg.
+    scores: dict[tuple[int, int], int] = defaultdict(int)
+    for x, v in votes.items():
+        for y, count in v.items():
+            scores[(min(x, y), max(x, y))] += count
+    partner: dict[int, int] = {}
+    for (x, y), _ in sorted(scores.items(), key=lambda kv: -kv[1]):
+        if x not in partner and y not in partner:
+            partner[x], partner[y] = y, x
     out_time = {(port, ssrc, seq): t for t, port, ssrc, seq in egress}
+    # Packets at the very edges of the capture may have only one of their two copies in it
+    # (libpcap flushes what arrived before its filter was set): leave the edges out.
     end = max((p[0] for p in ingress), default=0.0) - 0.2
+    begin = min((p[0] for p in ingress), default=0.0) + 0.05
     delays: list[float] = []
     steps: list[float] = []
     pacing: list[float] = []
-    lost = considered = 0
+    lost = considered = mismatched = 0
+    lost_at: list[str] = []
+    start = min((p[0] for p in ingress), default=0.0)
     last: dict[tuple[int, int], tuple[int, float, float | None]] = {}  # stream -> (seq, t_in, delay)
     for t, port, ssrc, seq in sorted(ingress):
-        if t > end:
+        if t > end or t < begin:
             continue
         considered += 1
         y = partner.get(port)
@@ -176,6 +192,10 @@ def analyse(ingress: list, egress: list) -> dict:
         delay = None
         if t_out is None:
             lost += 1
+            if len(lost_at) < 5:
+                lost_at.append(f"port {port} seq {seq} at +{t - start:.3f} s")
+        elif t_out < t - 1e-4:
+            mismatched += 1  # a leg paired with the wrong call: not counted as delay or loss
         else:
             delay = t_out - t
             delays.append(delay * 1000)
@@ -186,7 +206,8 @@ def analyse(ingress: list, egress: list) -> dict:
                 steps.append(abs(delay - prev[2]) * 1000)
         last[(port, ssrc)] = (seq, t, delay)
     pairs_ok = sum(1 for x, y in partner.items() if partner.get(y) == x)
-    return {"ingress": considered, "lost": lost, "loss_pct": 100.0 * lost / considered if considered else float("nan"),
+    return {"ingress": considered, "lost": lost, "mismatched": mismatched, "lost_at": lost_at,
+            "loss_pct": 100.0 * lost / considered if considered else float("nan"),
             "delay_p50": percentile(delays, 50), "delay_p99": percentile(delays, 99),
             "delay_max": max(delays) if delays else float("nan"),
             "pdv_p99": percentile(delays, 99) - min(delays) if delays else float("nan"),
@@ -248,23 +269,26 @@ def one_run(n: int, args: argparse.Namespace, workdir: Path, index: int, pcaps: 
     stats = analyse(ingress, egress)
     dropped = 0
     for line in (cap_err or "").splitlines():
-        if "dropped" in line.lower():
-            digits = [int(w) for w in line.replace("(", " ").replace(")", " ").split() if w.isdigit()]
-            dropped = max([dropped] + digits[1:2])
-    result = {**stats, "cpu": cpu["cpu_pct"], "other": cpu["other_pct"], "per_call": cpu["cpu_pct"] / n,
+        found = re.search(r"(\d+)/(\d+) \(pcap:(\d+)/dumpcap:(\d+)/flushed:(\d+)/ps_ifdrop:(\d+)\)", line)
+        if found:
+            dropped += sum(int(g) for g in found.groups()[1:])
+    result = {**{k: v for k, v in stats.items() if k != "lost_at"}, "cpu": cpu["cpu_pct"], "other": cpu["other_pct"], "per_call": cpu["cpu_pct"] / n,
               "cpu_cap": cpu_cap["cpu_pct"], "kernel": cpu["kernel_share"], "runq": cpu_cap["runq_pct"],
               "other_cap": cpu_cap["other_pct"],
               "rss_idle": rss_idle, "rss_calls": rss_calls, "calls_ok": run.successful, "failed": run.failed,
               "callee_failed": callee.failed, "cap_dropped": dropped}
     print(f"  N={n} run {index + 1}: {run.successful}/{n} calls ok ({run.failed} failed, callee {callee.failed}),"
-          f" {stats['streams']} streams seen, {stats['pairs_ok']}/{stats['ports']} ports paired; box CPU "
+          f" {stats['streams']} streams seen, {stats['pairs_ok']} ports paired; box CPU "
           f"{cpu['cpu_pct']:.1f} % ({result['per_call']:.3f} %/call, kernel {cpu['kernel_share']:.0f} % of it; "
           f"{cpu_cap['cpu_pct']:.1f} % while captured, runq wait {cpu_cap['runq_pct']:.1f} %, other core0 "
-          f"{cpu_cap['other_pct']:.0f} %), RSS {rss_idle:.0f} -> {rss_calls:.0f} MB; "
-          f"{stats['ingress']} packets in, {stats['lost']} lost; delay p50 {stats['delay_p50']:.3f} / p99 "
+          f"{cpu_cap['other_pct']:.0f} %, steal {cpu_cap['steal_pct']:.1f} %), RSS {rss_idle:.0f} -> {rss_calls:.0f} MB; "
+          f"{stats['ingress']} packets in, {stats['lost']} lost, {stats['mismatched']} unmatched; delay p50 {stats['delay_p50']:.3f} / p99 "
           f"{stats['delay_p99']:.3f} / max {stats['delay_max']:.2f} ms; PDV p99 {stats['pdv_p99']:.3f} ms, IPDV p99 "
           f"{stats['jitter_p99']:.3f} ms;"
           f" sender pacing p99 {stats['pacing_p99']:.2f} ms; capture drops {dropped}", flush=True)
+    if stats["lost_at"]:
+        print(f"    lost (first {len(stats['lost_at'])}): {'; '.join(stats['lost_at'])} "
+              f"(capture of {args.window:g} s)", flush=True)
     if args.keep_captures:
         Path(args.keep_captures).mkdir(parents=True, exist_ok=True)
         cap_path.rename(Path(args.keep_captures) / cap_path.name)

@@ -28,10 +28,11 @@ import time
 from pathlib import Path
 
 from common import (HOST, SCENARIOS, CpuMeter, finish_sipp, extensions, header, median, percentile,
-                    register, require, start_box, start_sipp, table, users_csv)
+                    register, require, start_box, start_profile, start_sipp, table, users_csv)
 
 
-def one_rate(rate: int, users: dict[str, str], seconds: float, runs: int, settle: float, workdir: Path) -> dict:
+def one_rate(rate: int, users: dict[str, str], seconds: float, runs: int, settle: float, workdir: Path,
+             profile: str | None = None) -> dict:
     box = start_box(workdir, users)
     try:
         warm = register(box, workdir, users, rate=250)
@@ -49,8 +50,11 @@ def one_rate(rate: int, users: dict[str, str], seconds: float, runs: int, settle
                                      "-trace_rtt", "-rtt_freq", "200",
                                      "-timeout", str(int(seconds + 6)))
             meter = CpuMeter(box.pid)
+            spy = start_profile(box.pid, seconds, profile, f"register_{rate}_{i}") if profile else None
             run = finish_sipp(proc, began, workdir / f"r{rate}", timeout=seconds + 60)
             cpu = meter.stop()
+            if spy is not None:
+                spy.wait(30)
             rss_after = box.rss()
             achieved = run.successful / run.elapsed if run.elapsed else 0.0
             unfinished = max(0, run.stat("TotalCallCreated") - run.successful - run.failed)
@@ -84,6 +88,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--settle", type=float, default=33.0, help="seconds to wait before the settled RSS")
+    ap.add_argument("--profile", metavar="DIR", help="also record py-spy profiles of the box into DIR")
     args = ap.parse_args()
     require("sipp")
     header(f"REGISTER load: {args.users} extensions, digest auth, {args.seconds:g} s per run, "
@@ -93,7 +98,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-register-") as tmp:
         for i, rate in enumerate(args.rates):
             settle = args.settle if i == len(args.rates) - 1 else 0.0
-            s = one_rate(rate, users, args.seconds, args.runs, settle, Path(tmp))
+            s = one_rate(rate, users, args.seconds, args.runs, settle, Path(tmp), args.profile)
             rows.append([s["rate"], s["achieved"], 2 * s["achieved"], int(s["failed"]), int(s["retrans"]),
                          s["cpu"], s["p50"], s["p99"], s["rss_before"], s["rss_last"], s["rss_settled"],
                          s["runq"], s["other"]])

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from appliance.store import calls, directory, migrations
-from appliance.store.db import from_iso, open_database, to_iso, transaction
+from appliance.store.db import Checkpointer, from_iso, open_database, to_iso, transaction
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -344,3 +344,19 @@ def test_records_left_open_by_a_crash_are_closed(db):
     assert calls.get_call(db, talking)["extra"] == {"interrupted": True}
     assert calls.get_call(db, done)["disposition"] == "busy"
     assert calls.close_interrupted(db) == 0
+
+
+def test_checkpointer_moves_the_wal_into_the_database(tmp_path):
+    path = tmp_path / "box.db"
+    db = open_database(path)
+    checkpointer = Checkpointer(db, path, interval=0.05).start()
+    with transaction(db):
+        db.execute("CREATE TABLE filler (x TEXT)")
+        db.conn.executemany("INSERT INTO filler VALUES (?)", [("x" * 500,) for _ in range(2000)])
+    wal = path.with_name(path.name + "-wal")
+    assert wal.stat().st_size > 500_000  # the box's own connection no longer checkpoints
+    checkpointer.stop()
+    assert wal.stat().st_size == 0  # TRUNCATE on stop
+    db.close()
+    again = open_database(path)
+    assert again.execute("SELECT count(*) FROM filler").fetchone()[0] == 2000

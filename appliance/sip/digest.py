@@ -158,6 +158,7 @@ class NonceManager:
         # With a persisted secret, nonces from before a restart still verify, but
         # their nc history is gone: treat them as forgotten so they cannot be replayed.
         self._started = int(clock() * 1000)
+        self._last_stamp: tuple[str | None, int | None] = (None, None)
         self._lock = threading.Lock()
 
     def _mac(self, body: bytes) -> bytes:
@@ -176,6 +177,16 @@ class NonceManager:
 
     def _stamp(self, nonce: str) -> int | None:
         """Issue time (ms) of a nonce this box signed, or None."""
+        # One verify asks up to three times about the same nonce: remember the last answer.
+        # A single tuple, so another thread never sees a nonce paired with another's stamp.
+        last = self._last_stamp
+        if last[0] == nonce:
+            return last[1]
+        stamp = self._decode_stamp(nonce)
+        self._last_stamp = (nonce, stamp)
+        return stamp
+
+    def _decode_stamp(self, nonce: str) -> int | None:
         if not isinstance(nonce, str) or not _NONCE_TEXT.match(nonce):
             return None
         padded = nonce + "=" * (-len(nonce) % 4)

@@ -11,6 +11,7 @@ do network I/O while holding the lock.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -94,3 +95,44 @@ def from_iso(text: str) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.astimezone(timezone.utc)
+
+
+class Checkpointer:
+    """Checkpoints the WAL from its own thread and connection, so fsync never stalls the event loop."""
+
+    def __init__(self, db: Database, path: str | Path, interval: float = 10.0) -> None:
+        self._path = str(path)
+        self._interval = interval
+        self._stop = threading.Event()
+        # The box's own connection no longer checkpoints when a commit fills the WAL.
+        with db_lock(db):
+            db.execute("PRAGMA wal_autocheckpoint = 0")
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+
+    def start(self) -> "Checkpointer":
+        """Start checkpointing every interval seconds."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 5000")
+            while not self._stop.wait(self._interval):
+                self._checkpoint(conn, "PASSIVE")
+            self._checkpoint(conn, "TRUNCATE")
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _checkpoint(conn: sqlite3.Connection, mode: str) -> None:
+        try:
+            conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as exc:  # busy or locked: the next round catches up
+            logging.getLogger("switchboard.store").debug("WAL checkpoint skipped: %s", exc)
+
+    def stop(self) -> None:
+        """Checkpoint one last time and stop."""
+        self._stop.set()
+        self._thread.join(10)
+
