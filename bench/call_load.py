@@ -130,7 +130,7 @@ def one_run(args: argparse.Namespace, workdir: Path, index: int) -> dict:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         spy = start_profile(box.pid, args.seconds, args.profile, f"calls_{index}") if args.profile else None
         # Peak: sample RSS while the calls are up.
-        peak_rss, peak_calls = rss_before, 0
+        peak_rss = rss_before
         while uac.poll() is None and time.monotonic() - began < args.seconds + args.hold + 50:
             time.sleep(1.0)
             peak_rss = max(peak_rss, box.rss())

@@ -13,7 +13,7 @@ from . import sdp as sdp_mod
 from .dialog import Dialog, new_tag
 from .digest import build_authorization
 from .headers import quote
-from .message import Request, Response, make_response
+from .message import Request, Response
 from .registrar import LocationService
 from .transaction import T1, ClientTransaction, ServerTransaction, TransactionLayer
 from .transport import Peer
