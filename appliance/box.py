@@ -12,10 +12,12 @@ from pathlib import Path
 
 from .api import BoxApi
 from .bus import EventBus
+from .calls.ivr_calls import IvrDestination
 from .calls.records import CallLog
 from .calls.router import DialPlan, DialPlanPolicy
 from .config import Settings, load_provisioning
 from .media.ports import PortAllocator
+from .media.prompts import PromptError, PromptLibrary
 from .media.relay import MediaEngine
 from .netinfo import primary_address
 from .sip.b2bua import B2BUA, TrunkPeer
@@ -30,11 +32,24 @@ from .sip.trunk import TrunkClient, TrunkStatus
 from .sip.uri import UriError, parse_sip_uri
 from .store import calls as store_calls
 from .store import directory, registrations
+from .store import ivr as store_ivr
 from .store.db import Checkpointer, open_database, transaction
 from .store.provision import ALLOW_INTERNATIONAL, apply_provisioning
 
 log = logging.getLogger("switchboard.box")
 TRUNK_STATUS_KEY = "trunk_status:"
+PROMPT_VOICE_KEY = "prompts.voice"
+PROMPT_TEXTS_KEY = "prompts.texts"
+
+
+def _stored_texts(value: object) -> dict[str, str] | None:
+    """Prompt texts saved by provisioning (a JSON object), or None."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) and value else None
 
 
 class Box:
@@ -92,8 +107,15 @@ class Box:
         self.layer = layer
         self.b2bua = B2BUA(loop, layer, self.endpoint, self.location, self.call_log, self.media,
                            ring_timeout=lambda: s.ring_timeout)
+        self.prompts = PromptLibrary(s.data_dir / "prompts",
+                                     voice=directory.get_setting(db, PROMPT_VOICE_KEY) or s.prompt_voice,
+                                     texts=_stored_texts(directory.get_setting(db, PROMPT_TEXTS_KEY)))
+        self.ivr = IvrDestination(loop, self.b2bua, db, self.prompts, s.data_dir, ringback_region=s.ringback,
+                                  dtmf_inband=s.dtmf_inband, record_calls=s.record_calls)
+        self.b2bua.destinations["ivr"] = self.ivr
         dial_plan = DialPlan(lambda number: directory.get_extension(db, number),
-                             lambda: directory.list_trunks(db), self._dial_policy)
+                             lambda: directory.list_trunks(db), self._dial_policy,
+                             ivr_by_number=self._ivr_by_number)
         self.core = SipCore(authenticator=auth, bans=self.bans, registrar=registrar, b2bua=self.b2bua,
                             dial_plan=dial_plan, call_log=self.call_log, bus=self.bus,
                             extension=lambda number: directory.get_extension(db, number),
@@ -115,6 +137,8 @@ class Box:
             from web.server import WebServer
             self.web = WebServer(create_app(self.api), s.bind, s.http_port)
             self.web.start()
+        # Spoken prompts are rendered by espeak-ng on first boot: off the loop, so calls are not held up.
+        self._preload = loop.run_in_executor(None, self._preload_prompts)
         self.started_at = time.time()
         self.ready_after = time.monotonic() - began
         # What start-up built lives as long as the box: keep it out of every future GC scan.
@@ -149,6 +173,16 @@ class Box:
             self.db.conn.close()
 
     # --- helpers wired into the core ------------------------------------------
+    def _preload_prompts(self) -> None:
+        try:
+            self.prompts.preload()
+        except PromptError as exc:
+            log.error("cannot prepare the voice prompts: %s", exc)
+
+    def _ivr_by_number(self, number: str) -> str | None:
+        menu = store_ivr.menu_by_number(self.db, number)
+        return menu.name if menu is not None else None
+
     def _dial_policy(self) -> DialPlanPolicy:
         stored = directory.get_setting(self.db, ALLOW_INTERNATIONAL)
         allowed = self.settings.allow_international if stored is None else stored in (True, "1", "true", 1)

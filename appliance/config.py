@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from appliance.calls.hours import DAY_NAMES, BusinessHours, parse_day, parse_holiday, zone
+from appliance.calls.ivr_config import DTMF_KEYS, TARGET_KINDS, Action, IvrMenu
+from appliance.media import prompt_texts
+
 SETTINGS_FILE = "switchboard.toml"
 SYSTEM_DATA_DIR = Path("/var/lib/switchboard")
 CLI = "command line"
@@ -24,6 +28,10 @@ CLI = "command line"
 TRANSPORTS = ("udp", "tcp", "tls")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
+RECORD_CALLS = ("none", "inbound", "all")
+RINGBACKS = ("eu", "us", "uk")
+DTMF_INBAND = ("auto", "always", "never")
+MAX_PROMPT_TEXT = 1000
 WEAK_SECRETS = frozenset(
     {
         "password", "password1", "passw0rd", "12345678", "123456789", "1234567890",
@@ -83,6 +91,15 @@ def _number(lo: float, hi: float) -> Callable[[_Where, Any], float]:
     return check
 
 
+def _seconds(lo: float, hi: float) -> Callable[[_Where, Any], float]:
+    def check(where: _Where, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            where.fail(f"expected a number of seconds from {lo:g} to {hi:g}, got {_shown(value)}")
+        return float(value)
+
+    return check
+
+
 def _bool(where: _Where, value: Any) -> bool:
     if not isinstance(value, bool):
         where.fail(f"expected true or false, got {_shown(value)}")
@@ -132,6 +149,8 @@ _display_name = _pattern(
 )
 _prefix = _pattern(r"\+?[0-9]+|\+", 'a dial prefix like "00" or "+"')
 _user = _pattern(r'[^\s"\\:@]{1,64}', "1-64 characters without spaces, quotes, backslashes, : or @")
+_name = _pattern(r"[A-Za-z0-9_-]{1,32}", "1-32 letters, digits, _ or -")
+_voice = _pattern(r"[A-Za-z0-9_+-]{1,32}", 'an espeak-ng voice name such as "en" or "en-gb"')
 
 
 def _algorithms(where: _Where, value: Any) -> tuple[str, ...]:
@@ -179,6 +198,10 @@ class Settings:
     international_prefixes: tuple[str, ...] = ("00", "+")
     national_prefix: str = "0"
     trunk_keepalive: float = 30.0  # seconds between OPTIONS pings to each trunk
+    record_calls: str = "none"  # none, inbound or all
+    ringback: str = "eu"  # the ringing tone callers hear: eu, us or uk
+    dtmf_inband: str = "auto"  # listen for DTMF tones in the audio: auto (when not negotiated), always, never
+    prompt_voice: str = "en"  # espeak-ng voice for generated prompts
 
     @property
     def db_path(self) -> Path:
@@ -210,6 +233,10 @@ _BOX_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "international_prefixes": _prefixes,
     "national_prefix": _pattern(r"[0-9]*", "a string of digits (may be empty)"),
     "trunk_keepalive": _number(0, 3600),
+    "record_calls": _choice(RECORD_CALLS),
+    "ringback": _choice(RINGBACKS),
+    "dtmf_inband": _choice(DTMF_INBAND),
+    "prompt_voice": _voice,
 }
 
 
@@ -347,6 +374,10 @@ class Provisioning:
     trunks: list[TrunkConfig] = field(default_factory=list)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     box: dict = field(default_factory=dict)
+    ivrs: list[IvrMenu] = field(default_factory=list)
+    hours: list[BusinessHours] = field(default_factory=list)
+    prompt_voice: str | None = None
+    prompt_texts: dict[str, str] = field(default_factory=dict)
 
 
 _EXTENSION_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
@@ -357,18 +388,31 @@ _EXTENSION_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "allow_international": _bool,
 }
 
+
+def _inbound(where: _Where, value: Any) -> str:
+    """A bare extension number, or a KIND:NAME target (extension:, queue:, ivr:)."""
+    _pattern(r"[0-9]{2,8}|[a-z]+:[A-Za-z0-9_-]+", 'an extension number like "201" or a target like "ivr:main"')(
+        where, value
+    )
+    kind = value.partition(":")[0]
+    if ":" in value and kind not in TARGET_KINDS:
+        where.fail(f'unknown target kind "{kind}" (expected {", ".join(k + ":" for k in TARGET_KINDS)})')
+    try:
+        Action.parse(value)
+    except ValueError as e:
+        where.fail(str(e))
+    return value
+
+
 _TRUNK_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
-    "name": _pattern(r"[A-Za-z0-9_-]{1,32}", "1-32 letters, digits, _ or -"),
+    "name": _name,
     "host": _host,
     "port": _port,
     "transport": _choice(TRANSPORTS),
     "username": _user,
     "secret": _text,
     "register": _bool,
-    # A bare extension number, or KIND:NAME for targets later issues add (ivr:, queue:).
-    "inbound": _pattern(
-        r"[0-9]{2,8}|[a-z]+:[A-Za-z0-9_-]+", 'an extension number like "201" or a target like "ivr:main"'
-    ),
+    "inbound": _inbound,
     "outbound_prefix": _digits,
     "expires": _int(60, 86400),
     "from_domain": _host,
@@ -443,15 +487,199 @@ def _trunks(where: _Where, value: Any) -> list[TrunkConfig]:
     return result
 
 
+# --- business hours, IVR menus and prompts ---
+
+
+def _timezone(where: _Where, value: Any) -> str:
+    try:
+        zone(_text(where, value))
+    except ValueError as e:
+        where.fail(str(e))
+    return value
+
+
+def _day(where: _Where, value: Any) -> tuple:
+    try:
+        return parse_day(value)
+    except ValueError as e:
+        where.fail(str(e))
+
+
+def _holidays(where: _Where, value: Any) -> frozenset[str]:
+    if not isinstance(value, list):
+        where.fail(f'expected a list of dates like ["2026-12-25", "01-01"], got {_shown(value)}')
+    for i, day in enumerate(value):
+        try:
+            parse_holiday(day)
+        except ValueError as e:
+            (where / i).fail(str(e))
+    return frozenset(value)
+
+
+_HOURS_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
+    "name": _name,
+    "timezone": _timezone,
+    **{day: _day for day in DAY_NAMES},
+    "holidays": _holidays,
+}
+
+
+def _hours(where: _Where, value: Any) -> list[BusinessHours]:
+    result: list[BusinessHours] = []
+    seen: dict[str, int] = {}
+    for i, table in enumerate(_table_list(where, value)):
+        at = where / i
+        values = _record(at, table, _HOURS_KEYS, ("name", "timezone"))
+        if values["name"] in seen:
+            (at / "name").fail(f'duplicate hours "{values["name"]}" (also {where.path}[{seen[values["name"]]}])')
+        seen[values["name"]] = i
+        week = {n: values[day] for n, day in enumerate(DAY_NAMES) if values.get(day)}
+        result.append(BusinessHours(values["name"], values["timezone"], week, values.get("holidays", frozenset())))
+    return result
+
+
+def _prompt(allow_empty: bool) -> Callable[[_Where, Any], str | None]:
+    def check(where: _Where, value: Any) -> str | None:
+        if allow_empty and value == "":
+            return None
+        if not isinstance(value, str) or value not in prompt_texts.NAMES:
+            empty = ' or "" for none' if allow_empty else ""
+            where.fail(f"expected a prompt name ({', '.join(sorted(prompt_texts.NAMES))}){empty}, got {_shown(value)}")
+        return value
+
+    return check
+
+
+def _action(where: _Where, value: Any) -> Action:
+    """An action from "queue:sales" or from { to = "extension:202", label = "billing" }."""
+    label = ""
+    if isinstance(value, dict):
+        _check_keys(where, value, ("to", "label"), ("to",))
+        if "label" in value:
+            label = _display_name(where / "label", value["label"])
+        where, value = where / "to", value["to"]
+    try:
+        return Action.parse(value, label)
+    except ValueError as e:
+        where.fail(str(e))
+
+
+def _options(where: _Where, value: Any) -> dict[str, Action]:
+    if not isinstance(value, dict):
+        where.fail(f'expected a table of key = action, e.g. "1" = "queue:sales", got {_shown(value)}')
+    for key in value:
+        if len(key) != 1 or key not in DTMF_KEYS:
+            (where / key).fail("expected a single DTMF key: 0-9, *, # or A-D")
+    return {key: _action(where / key, action) for key, action in value.items()}
+
+
+_IVR_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
+    "name": _name,
+    "number": _extension_number,
+    "greeting": _prompt(allow_empty=True),
+    "menu": _prompt(allow_empty=False),
+    "options": _options,
+    "dial_by_extension": _bool,
+    "timeout": _seconds(1, 60),
+    "digit_timeout": _seconds(1, 30),
+    "max_retries": _int(0, 10),
+    "fallback": _action,
+    "hours": _name,
+    "night": _action,
+    "record": _bool,
+}
+
+
+def _ivrs(where: _Where, value: Any, extensions: set[str]) -> list[IvrMenu]:
+    """Menus with names and numbers checked; references are checked once everything is parsed."""
+    result: list[IvrMenu] = []
+    names: dict[str, int] = {}
+    numbers: dict[str, int] = {}
+    for i, table in enumerate(_table_list(where, value)):
+        at = where / i
+        menu = IvrMenu(**_record(at, table, _IVR_KEYS, ("name",)))
+        if menu.name in names:
+            (at / "name").fail(f'duplicate ivr "{menu.name}" (also {where.path}[{names[menu.name]}])')
+        names[menu.name] = i
+        if menu.number is not None:
+            if menu.number in extensions:
+                (at / "number").fail(f'"{menu.number}" is already an extension number')
+            if menu.number in numbers:
+                (at / "number").fail(f'"{menu.number}" is already used by {where.path}[{numbers[menu.number]}]')
+            numbers[menu.number] = i
+        result.append(menu)
+    return result
+
+
+def _check_target(where: _Where, action: Action, ivrs: set[str], extensions: set[str]) -> None:
+    if action.kind == "ivr" and action.target not in ivrs:
+        where.fail(f'no [[ivr]] named "{action.target}"')
+    if action.kind == "extension" and action.target not in extensions:
+        where.fail(f'no extension "{action.target}" in [[extensions]]')
+
+
+def _check_menu(at: _Where, menu: IvrMenu, ivrs: set[str], hours: set[str], extensions: set[str]) -> None:
+    for key, action in menu.options.items():
+        _check_target(at / "options" / key, action, ivrs, extensions)
+    # Neither is a key press: "repeat" or the menu itself would replay it to a silent caller forever.
+    for key in ("fallback", "night"):
+        action = getattr(menu, key)
+        if action is None:
+            continue
+        if action.kind == "repeat":
+            (at / key).fail('"repeat" is only a menu option; use hangup or a destination')
+        if action.kind == "ivr" and action.target == menu.name:
+            (at / key).fail(f'"ivr:{menu.name}" is this menu itself and would loop forever')
+        _check_target(at / key, action, ivrs, extensions)
+    if menu.hours is not None and menu.hours not in hours:
+        (at / "hours").fail(f'no [[hours]] named "{menu.hours}"')
+    if menu.night is not None and menu.hours is None:
+        (at / "night").fail("has no effect without hours (the menu is always open)")
+
+
+def _prompts(where: _Where, table: Any) -> tuple[str | None, dict[str, str]]:
+    """[prompts]: the espeak-ng voice and replacement wording for spoken prompts."""
+    _check_keys(where, table, ("voice", *sorted(prompt_texts.TEXTS)))
+    voice = _voice(where / "voice", table["voice"]) if "voice" in table else None
+    texts: dict[str, str] = {}
+    for key, value in table.items():
+        if key == "voice":
+            continue
+        text = _text(where / key, value).strip()
+        if len(text) > MAX_PROMPT_TEXT:
+            (where / key).fail(f"longer than {MAX_PROMPT_TEXT} characters")
+        texts[key] = text
+    return voice, texts
+
+
 def load_provisioning(path: Path) -> Provisioning:
     """Parse and validate a provisioning TOML file."""
     where = _Where(str(path))
-    doc = _check_keys(where, _read_toml(Path(path)), ("extensions", "trunks", "security", "box"))
+    doc = _check_keys(
+        where, _read_toml(Path(path)), ("extensions", "trunks", "security", "box", "hours", "ivr", "prompts")
+    )
     security = _record(where / "security", doc.get("security", {}), {"allow_international": _bool}, ())
     box, _ = _box_values(where / "box", doc.get("box", {}))
+    extensions = _extensions(where / "extensions", doc.get("extensions", []))
+    trunks = _trunks(where / "trunks", doc.get("trunks", []))
+    hours = _hours(where / "hours", doc.get("hours", []))
+    numbers = {ext.number for ext in extensions}
+    ivrs = _ivrs(where / "ivr", doc.get("ivr", []), numbers)
+    ivr_names = {menu.name for menu in ivrs}
+    for i, menu in enumerate(ivrs):
+        _check_menu(where / "ivr" / i, menu, ivr_names, {h.name for h in hours}, numbers)
+    for i, trunk in enumerate(trunks):
+        kind, _, target = (trunk.inbound or "").partition(":")
+        if kind == "ivr" and target not in ivr_names:
+            (where / "trunks" / i / "inbound").fail(f'no [[ivr]] named "{target}"')
+    voice, texts = _prompts(where / "prompts", doc.get("prompts", {}))
     return Provisioning(
-        extensions=_extensions(where / "extensions", doc.get("extensions", [])),
-        trunks=_trunks(where / "trunks", doc.get("trunks", [])),
+        extensions=extensions,
+        trunks=trunks,
         security=SecurityConfig(**security),
         box=box,
+        ivrs=ivrs,
+        hours=hours,
+        prompt_voice=voice,
+        prompt_texts=texts,
     )

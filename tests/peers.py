@@ -108,6 +108,9 @@ def start_box(data_dir: Path, provision: str | None = None, *extra: str, sip_por
               timeout: float = 15.0) -> RunningBox:
     """Start the box on 127.0.0.1 with fresh ports and wait for its banner."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    from ivr_peers import seed_prompts
+
+    seed_prompts(data_dir)
     sip_port = sip_port or free_port()
     http_port = free_port(socket.SOCK_STREAM)
     rtp = free_rtp_range()

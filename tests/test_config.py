@@ -63,6 +63,13 @@ log_level = "debug"
         ('[box]\nnational_prefix = "O"', "box.national_prefix: expected a string of digits"),
         ("[box]\nregister_default_expires = 5000", "box.register_default_expires: need register_min_expires"),
         ("[box]\nsip_port = ", "invalid TOML"),
+        ('[box]\nrecord_calls = "some"', "box.record_calls: expected one of none, inbound, all, got \"some\""),
+        ("[box]\nrecord_calls = true", "box.record_calls: expected one of none, inbound, all"),
+        ('[box]\nringback = "fr"', "box.ringback: expected one of eu, us, uk"),
+        ('[box]\ndtmf_inband = "yes"', "box.dtmf_inband: expected one of auto, always, never"),
+        ('[box]\nprompt_voice = "en gb"', "box.prompt_voice: expected an espeak-ng voice name"),
+        ('[box]\nprompt_voice = "../../etc"', "box.prompt_voice: expected an espeak-ng voice name"),
+        ('[box]\nprompt_voice = ""', "box.prompt_voice: expected an espeak-ng voice name"),
     ],
 )
 def test_bad_settings_file(tmp_path, body, message):
@@ -71,6 +78,19 @@ def test_bad_settings_file(tmp_path, body, message):
         load_settings(tmp_path, {})
     assert str(info.value).startswith(f"{tmp_path / 'switchboard.toml'}: ")
     assert message in str(info.value)
+
+
+def test_call_handling_settings(tmp_path):
+    defaults = load_settings(tmp_path, {})
+    assert (defaults.record_calls, defaults.ringback, defaults.dtmf_inband, defaults.prompt_voice) == (
+        "none", "eu", "auto", "en")
+    _write_box(tmp_path, '[box]\nrecord_calls = "Inbound"\nringback = "UK"\ndtmf_inband = "never"\n'
+                         'prompt_voice = "en-gb+f3"\n')
+    settings = load_settings(tmp_path, {"ringback": "us"})
+    assert (settings.record_calls, settings.ringback, settings.dtmf_inband, settings.prompt_voice) == (
+        "inbound", "us", "never", "en-gb+f3")
+    with pytest.raises(ConfigError, match="--record-calls: expected one of none, inbound, all"):
+        load_settings(tmp_path, {"record_calls": "everything"})
 
 
 def test_toml_syntax_error_has_line_info(tmp_path):

@@ -187,6 +187,54 @@ def test_library_hold_music_loops_and_has_no_spoken_default(tmp_path: Path) -> N
         lib.get("nonsense")
 
 
+def test_library_texts_override_the_defaults(tmp_path: Path) -> None:
+    calls: list = []
+    lib = PromptLibrary(tmp_path, voice="en", generator=fake_generator(calls), defaults=None,
+                        texts={"greeting": "Welcome to Acme."})
+    assert lib.texts["greeting"] == "Welcome to Acme."
+    assert lib.texts["menu"] == prompt_texts.TEXTS["menu"]
+    lib.get("greeting")
+    lib.get("menu")
+    assert calls == [("Welcome to Acme.", "en"), (prompt_texts.TEXTS["menu"], "en")]
+    plain = PromptLibrary(tmp_path, voice="en", generator=fake_generator(calls), defaults=None)
+    assert plain.generated_path("menu") == lib.generated_path("menu")
+    # New words are a new rendering; the old one stays cached for the old words.
+    assert plain.generated_path("greeting") != lib.generated_path("greeting")
+    plain.get("greeting")
+    assert calls[-1] == (prompt_texts.TEXTS["greeting"], "en")
+    edited = PromptLibrary(tmp_path, voice="en", generator=fake_generator(calls), defaults=None,
+                           texts={"greeting": "Welcome to Acme Ltd."})
+    edited.get("greeting")
+    assert calls[-1] == ("Welcome to Acme Ltd.", "en") and len(calls) == 4
+    PromptLibrary(tmp_path, voice="en", generator=fake_generator(calls), defaults=None,
+                  texts={"greeting": "Welcome to Acme."}).get("greeting")
+    assert len(calls) == 4  # served from the disk cache
+
+
+def test_library_new_words_beat_the_shipped_recording_but_not_the_owners(tmp_path: Path) -> None:
+    calls: list = []
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in ("greeting", "menu", "goodbye"):
+        write_wav(shipped / f"{name}.wav", tone(8000, 0.2), 8000)
+    own = tmp_path / "prompts"
+    own.mkdir()
+    write_wav(own / "goodbye.wav", tone(8000, 0.1), 8000)
+    texts = {"greeting": "Welcome to Acme.", "menu": prompt_texts.TEXTS["menu"], "goodbye": "Bye now."}
+    lib = PromptLibrary(own, generator=fake_generator(calls), defaults=shipped, texts=texts)
+    assert abs(lib.get("greeting").duration - 0.3) < 0.01  # generated from the new words
+    assert abs(lib.get("menu").duration - 0.2) < 0.01  # same words as shipped: the recording stays
+    assert abs(lib.get("goodbye").duration - 0.1) < 0.01  # the owner's recording always wins
+    assert calls == [("Welcome to Acme.", "en")]
+
+
+def test_library_texts_must_name_spoken_prompts(tmp_path: Path) -> None:
+    with pytest.raises(PromptError, match="no spoken default to replace for greting"):
+        PromptLibrary(tmp_path, texts={"greting": "Hi"})
+    with pytest.raises(PromptError, match="hold_music"):
+        PromptLibrary(tmp_path, texts={"hold_music": "la la la"})
+
+
 def test_every_default_text_exists() -> None:
     wanted = {"greeting", "menu", "invalid", "no_input", "goodbye", "closed", "queue_position",
               "expected_wait", "callback_offer", "callback_confirmed"}

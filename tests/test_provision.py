@@ -4,8 +4,10 @@ import hashlib
 
 import pytest
 
+from appliance.calls.hours import BusinessHours
+from appliance.calls.ivr_config import Action, IvrMenu
 from appliance.config import ConfigError, ExtensionConfig, Provisioning, TrunkConfig, load_provisioning
-from appliance.store import directory, provision
+from appliance.store import directory, ivr, provision
 from appliance.store.db import open_database
 from appliance.store.provision import apply_provisioning
 
@@ -146,9 +148,25 @@ def test_toml_error_reports_line(tmp_path):
         load_provisioning(_write(tmp_path, EXT + "name = = 1\n"))
 
 
-def test_inbound_accepts_future_targets(tmp_path):
-    prov = load_provisioning(_write(tmp_path, TRUNK.replace('"201"', '"ivr:main"')))
+def test_inbound_accepts_targets(tmp_path):
+    prov = load_provisioning(_write(tmp_path, TRUNK.replace('"201"', '"ivr:main"') + '[[ivr]]\nname = "main"\n'))
     assert prov.trunks[0].inbound == "ivr:main"
+    prov = load_provisioning(_write(tmp_path, TRUNK.replace('"201"', '"queue:sales"')))
+    assert prov.trunks[0].inbound == "queue:sales"
+
+
+@pytest.mark.parametrize(
+    ("inbound", "message"),
+    [
+        ("ivr:main", 'trunks[0].inbound: no [[ivr]] named "main"'),
+        ("voicemail:201", 'trunks[0].inbound: unknown target kind "voicemail"'),
+        ("extension:2", "trunks[0].inbound: extension target must be 2-8 digits"),
+    ],
+)
+def test_inbound_target_must_exist(tmp_path, inbound, message):
+    with pytest.raises(ConfigError) as info:
+        load_provisioning(_write(tmp_path, TRUNK.replace('"201"', f'"{inbound}"')))
+    assert message in str(info.value)
 
 
 def test_apply_twice_is_unchanged(tmp_path, db):
@@ -157,11 +175,15 @@ def test_apply_twice_is_unchanged(tmp_path, db):
     assert first == {
         "extensions": {"added": 2, "updated": 0, "removed": 0, "unchanged": 0},
         "trunks": {"added": 1, "updated": 0, "removed": 0, "unchanged": 0},
+        "ivr": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
+        "hours": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
     }
     second = apply_provisioning(db, load_provisioning(tmp_path / "provision.toml"), "switchboard")
     assert second == {
         "extensions": {"added": 0, "updated": 0, "removed": 0, "unchanged": 2},
         "trunks": {"added": 0, "updated": 0, "removed": 0, "unchanged": 1},
+        "ivr": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
+        "hours": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
     }
 
 
@@ -191,6 +213,8 @@ def test_apply_detects_changes_and_removals(tmp_path, db):
     assert summary == {
         "extensions": {"added": 1, "updated": 1, "removed": 1, "unchanged": 0},
         "trunks": {"added": 0, "updated": 1, "removed": 0, "unchanged": 0},
+        "ivr": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
+        "hours": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
     }
     assert [e["number"] for e in directory.list_extensions(db)] == ["201", "203", "299"]
     assert directory.get_extension(db, "201")["name"] == "Ann Smith"
@@ -229,3 +253,109 @@ def test_apply_is_all_or_nothing(tmp_path, db, monkeypatch):
         apply_provisioning(db, load_provisioning(_write(tmp_path, EXAMPLE)), "switchboard")
     assert directory.list_extensions(db) == []
     assert directory.get_setting(db, provision.ALLOW_INTERNATIONAL) is None
+
+
+# --- IVR menus, business hours and prompts ---
+
+IVR_FILE = EXAMPLE + """
+[[hours]]
+name = "office"
+timezone = "Europe/Paris"
+mon = "09:00-17:00"
+
+[[hours]]
+name = "weekend"
+timezone = "Europe/Paris"
+sat = "10:00-12:00"
+
+[[ivr]]
+name = "main"
+number = "500"
+hours = "office"
+night = "ivr:closed"
+[ivr.options]
+"1" = "201"
+"2" = { to = "queue:support", label = "support" }
+
+[[ivr]]
+name = "closed"
+number = "501"
+menu = "closed"
+
+[prompts]
+voice = "en-gb"
+greeting = "Welcome to Acme."
+"""
+
+
+def test_apply_stores_menus_hours_and_prompts(tmp_path, db):
+    prov = load_provisioning(_write(tmp_path, IVR_FILE))
+    summary = apply_provisioning(db, prov, "switchboard")
+    assert summary["ivr"] == {"added": 2, "updated": 0, "removed": 0, "unchanged": 0}
+    assert summary["hours"] == {"added": 2, "updated": 0, "removed": 0, "unchanged": 0}
+    assert ivr.get_menu(db, "main") == prov.ivrs[0]
+    assert ivr.menu_by_number(db, "501").name == "closed"
+    assert ivr.get_hours(db, "office") == prov.hours[0]
+    assert directory.get_setting(db, provision.PROMPT_VOICE) == "en-gb"
+    assert directory.get_setting(db, provision.PROMPT_TEXTS) == {"greeting": "Welcome to Acme."}
+    assert db.execute("SELECT DISTINCT source FROM ivr_menus").fetchall() == [("provision",)]
+
+    again = apply_provisioning(db, load_provisioning(tmp_path / "provision.toml"), "switchboard")
+    assert again["ivr"] == {"added": 0, "updated": 0, "removed": 0, "unchanged": 2}
+    assert again["hours"] == {"added": 0, "updated": 0, "removed": 0, "unchanged": 2}
+
+
+def test_apply_updates_and_removes_menus_and_hours(tmp_path, db):
+    ivr.save_menu(db, IvrMenu("web-made", number="599"), "web")
+    ivr.save_hours(db, BusinessHours("web-hours", "UTC", {}), "web")
+    apply_provisioning(db, load_provisioning(_write(tmp_path, IVR_FILE)), "switchboard")
+
+    edited = (
+        IVR_FILE.replace('mon = "09:00-17:00"', 'mon = "08:00-17:00"')
+        .replace('[[hours]]\nname = "weekend"\ntimezone = "Europe/Paris"\nsat = "10:00-12:00"\n', "")
+        .replace('"2" = { to = "queue:support", label = "support" }', '"2" = "queue:support"')
+        .replace('[[ivr]]\nname = "closed"\nnumber = "501"\nmenu = "closed"\n',
+                 '[[ivr]]\nname = "shut"\nnumber = "501"\nmenu = "closed"\n')
+        .replace('night = "ivr:closed"', 'night = "ivr:shut"')
+        .replace('voice = "en-gb"\n', "")
+    )
+    summary = apply_provisioning(db, load_provisioning(_write(tmp_path, edited)), "switchboard")
+    assert summary["ivr"] == {"added": 1, "updated": 1, "removed": 1, "unchanged": 0}
+    assert summary["hours"] == {"added": 0, "updated": 1, "removed": 1, "unchanged": 0}
+    assert [m.name for m in ivr.list_menus(db)] == ["main", "shut", "web-made"]
+    assert ivr.menu_by_number(db, "501").name == "shut"  # the renamed menu took its number over
+    assert ivr.get_menu(db, "main").options["2"] == Action("queue", "support")
+    assert ivr.get_hours(db, "office").week[0][0][0].hour == 8
+    assert ivr.get_hours(db, "weekend") is None
+    assert ivr.get_hours(db, "web-hours") is not None  # not the file's to remove
+    assert directory.get_setting(db, provision.PROMPT_VOICE) is None
+
+    summary = apply_provisioning(db, Provisioning(), "switchboard")
+    assert summary["ivr"]["removed"] == 2 and summary["hours"]["removed"] == 1
+    assert [m.name for m in ivr.list_menus(db)] == ["web-made"]
+    assert [h.name for h in ivr.list_hours(db)] == ["web-hours"]
+    assert directory.get_setting(db, provision.PROMPT_TEXTS) == {}
+
+
+def test_two_menus_can_swap_numbers(tmp_path, db):
+    apply_provisioning(db, load_provisioning(_write(tmp_path, IVR_FILE)), "switchboard")
+    swapped = IVR_FILE.replace('number = "500"', 'number = "X"').replace('number = "501"', 'number = "500"')
+    summary = apply_provisioning(db, load_provisioning(_write(tmp_path, swapped.replace('"X"', '"501"'))), "switchboard")
+    assert summary["ivr"] == {"added": 0, "updated": 2, "removed": 0, "unchanged": 0}
+    assert ivr.menu_by_number(db, "500").name == "closed"
+    assert ivr.menu_by_number(db, "501").name == "main"
+
+
+def test_file_menu_number_held_by_a_web_menu_fails_whole(tmp_path, db):
+    ivr.save_menu(db, IvrMenu("web-made", number="500"), "web")
+    with pytest.raises(ValueError, match='ivr number 500 is already used by menu "web-made"'):
+        apply_provisioning(db, load_provisioning(_write(tmp_path, IVR_FILE)), "switchboard")
+    assert directory.list_extensions(db) == []
+    assert ivr.get_hours(db, "office") is None
+
+
+def test_file_takes_over_a_web_menu_of_the_same_name(tmp_path, db):
+    ivr.save_menu(db, IvrMenu("main"), "web")
+    summary = apply_provisioning(db, load_provisioning(_write(tmp_path, IVR_FILE)), "switchboard")
+    assert summary["ivr"] == {"added": 1, "updated": 1, "removed": 0, "unchanged": 0}
+    assert db.execute("SELECT source FROM ivr_menus WHERE name = 'main'").fetchone() == ("provision",)

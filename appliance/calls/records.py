@@ -26,11 +26,13 @@ class CallInfo:
     ended: bool = False
     extra: dict = field(default_factory=dict)
 
+    ivr_path: list[dict] = field(default_factory=list)
+
     def event_data(self) -> dict:
         """Fields every call event carries."""
         return {"call_id": self.record_id, "direction": self.direction, "line": self.line,
                 "from_number": self.from_number, "from_name": self.from_name,
-                "to_number": self.to_number, "extension": self.extension}
+                "to_number": self.to_number, "extension": self.extension, "ivr_path": self.ivr_path}
 
 
 class CallLog:
@@ -64,6 +66,25 @@ class CallLog:
         store_calls.mark_answered(self.db, info.record_id, answered_by)
         self.bus.publish("call.answered", answered_by=answered_by, **info.event_data())
 
+    def connected(self, info: CallInfo, extension: str) -> None:
+        """A caller the box answered (IVR) is now talking to a person."""
+        info.extension = extension
+        store_calls.set_answered_by(self.db, info.record_id, extension)
+        self.bus.publish("call.connected", answered_by=extension, **info.event_data())
+
+    def path(self, info: CallInfo, path: list[dict]) -> None:
+        """Store the caller's way through the IVR so far (the screen pop shows it)."""
+        info.ivr_path = list(path)
+        store_calls.set_ivr_path(self.db, info.record_id, info.ivr_path)
+
+    def recording(self, info: CallInfo, relative_path: str) -> None:
+        """Point the call record at its recording."""
+        store_calls.set_recording(self.db, info.record_id, relative_path)
+
+    def note(self, info: CallInfo, **fields: object) -> None:
+        """Keep extra facts (media statistics...) for the record; written when the call ends."""
+        info.extra.update(fields)
+
     def ended(self, info: CallInfo, disposition: str, sip_status: int | None, hangup_by: str | None) -> None:
         """The call is over: commit the record, then announce it."""
         if info.ended:
@@ -72,6 +93,8 @@ class CallLog:
         if info.answered:
             disposition = "answered"
         store_calls.finish_call(self.db, info.record_id, disposition, sip_status=sip_status, hangup_by=hangup_by)
+        if info.extra:
+            store_calls.update_extra(self.db, info.record_id, **info.extra)
         self.bus.publish("call.ended", disposition=disposition, sip_status=sip_status,
                          hangup_by=hangup_by, **info.event_data())
 

@@ -11,8 +11,8 @@ ALLOWED_DIAL_CHARS = frozenset("0123456789*#+")
 class Route:
     """The decision for one call: ring an extension, go out on a trunk, or refuse."""
 
-    kind: str               # "extension", "trunk", "reject", later "ivr", "queue"
-    number: str = ""
+    kind: str               # "extension", "trunk", "reject", "ivr", later "queue"
+    number: str = ""        # extension or outside number; the menu or queue name for "ivr"/"queue"
     trunk: str | None = None
     status: int = 0
     reason: str = ""
@@ -35,10 +35,12 @@ class DialPlan:
     """Routes numbers dialled by extensions and calls arriving from trunks."""
 
     def __init__(self, extension: Callable[[str], dict | None], trunks: Callable[[], list[dict]],
-                 policy: Callable[[], DialPlanPolicy]) -> None:
+                 policy: Callable[[], DialPlanPolicy],
+                 ivr_by_number: Callable[[str], str | None] = lambda number: None) -> None:
         self._extension = extension
         self._trunks = trunks
         self._policy = policy
+        self._ivr_by_number = ivr_by_number  # internal number -> IVR menu name
 
     def from_extension(self, caller: dict, dialled: str) -> Route:
         """Route a number dialled by an authenticated extension."""
@@ -47,6 +49,9 @@ class DialPlan:
             return Route.reject(484, "Address Incomplete")
         if self._extension(number) is not None:
             return Route("extension", number)
+        menu = self._ivr_by_number(number)
+        if menu is not None:
+            return Route("ivr", menu)
         for trunk in sorted(self._trunks(), key=lambda t: -len(t.get("outbound_prefix") or "")):
             prefix = trunk.get("outbound_prefix")
             if prefix is None or prefix == "" or not number.startswith(prefix) or len(number) == len(prefix):

@@ -9,6 +9,7 @@ TEXTS: dict[str, str] = {
     "invalid": "Sorry, that is not a valid choice. Please try again.",
     "no_input": "Sorry, we did not receive your choice. Please try again.",
     "goodbye": "Thank you for calling. Goodbye.",
+    "unavailable": "Sorry, nobody can take your call there right now. Please choose again.",
     "closed": (
         "Thank you for calling. Our office is currently closed. "
         "Please call again during our business hours."

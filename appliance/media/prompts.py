@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import wave
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -133,7 +133,7 @@ def espeak(text: str, voice: str, out: Path) -> None:
             "install it (apt install espeak-ng) or record them with `switchboard prompt set NAME FILE.wav`"
         )
     try:
-        done = subprocess.run([exe, "-v", voice, "-w", str(out), text],
+        done = subprocess.run([exe, "-v", voice, "-w", str(out), "--", text],
                               capture_output=True, text=True, timeout=ESPEAK_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise PromptError(f"espeak-ng took longer than {ESPEAK_TIMEOUT:g}s") from None
@@ -146,9 +146,15 @@ class PromptLibrary:
     """Finds, converts and caches prompts: the owner's recording, else shipped, else espeak-ng."""
 
     def __init__(self, directory: Path, voice: str = "en", generator: Generator = espeak,
-                 defaults: Path | None = DEFAULTS_DIR) -> None:
+                 defaults: Path | None = DEFAULTS_DIR, texts: Mapping[str, str] | None = None) -> None:
+        unknown = set(texts or ()) - set(prompt_texts.TEXTS)
+        if unknown:
+            raise PromptError(f"no spoken default to replace for {', '.join(sorted(unknown))} "
+                              f"(spoken prompts: {', '.join(sorted(prompt_texts.TEXTS))})")
         self.directory = Path(directory)
         self.voice = voice
+        self.texts: dict[str, str] = {**prompt_texts.TEXTS, **(texts or {})}
+        self._reworded = frozenset(n for n, text in self.texts.items() if text != prompt_texts.TEXTS[n])
         self._generator = generator
         self._defaults = defaults
         self._cache: dict[str, Prompt] = {}
@@ -173,12 +179,12 @@ class PromptLibrary:
 
     def preload(self, names: frozenset[str] | set[str] | None = None) -> None:
         """Load (generating if need be) every spoken prompt now, not on a caller's first use."""
-        for name in sorted(names if names is not None else prompt_texts.TEXTS):
+        for name in sorted(names if names is not None else self.texts):
             self.get(name)
 
     def generated_path(self, name: str) -> Path:
         """Where the espeak-ng rendering of name is cached; keyed by voice and text so edits regenerate."""
-        text = prompt_texts.TEXTS[name]
+        text = self.texts[name]
         digest = hashlib.sha256(f"{self.voice}\0{text}".encode()).hexdigest()[:12]
         return self.directory / "generated" / f"{name}-{digest}.wav"
 
@@ -187,9 +193,11 @@ class PromptLibrary:
         own = self.directory / f"{name}.wav"
         if own.is_file():
             return own
-        if self._defaults is not None and (self._defaults / f"{name}.wav").is_file():
-            return self._defaults / f"{name}.wav"
-        if name not in prompt_texts.TEXTS:
+        # A shipped recording speaks the default words, so new words from the owner win over it.
+        shipped = None if self._defaults is None else self._defaults / f"{name}.wav"
+        if shipped is not None and name not in self._reworded and shipped.is_file():
+            return shipped
+        if name not in self.texts:
             raise PromptError(f'no "{name}" prompt: set one with `switchboard prompt set {name} FILE.wav`')
         cached = self.generated_path(name)
         if not cached.is_file():
@@ -197,11 +205,11 @@ class PromptLibrary:
         return cached
 
     def _generate(self, name: str, cached: Path) -> None:
-        """Render name's default text and cache it already converted to 8 kHz."""
+        """Render name's text and cache it already converted to 8 kHz."""
         cached.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:
             raw = Path(tmp) / "tts.wav"
-            self._generator(prompt_texts.TEXTS[name], self.voice, raw)
+            self._generator(self.texts[name], self.voice, raw)
             save_wav(cached, load_wav(raw))
 
 

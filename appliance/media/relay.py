@@ -9,7 +9,7 @@ from typing import Callable, Literal
 
 from appliance.media.ports import PortAllocator
 
-__all__ = ["Flow", "RelayLeg", "Relay", "MediaEngine", "TapCallback", "BUFFER_SIZE"]
+__all__ = ["Flow", "RelayLeg", "Relay", "MediaEngine", "TapCallback", "RewriteCallback", "BUFFER_SIZE"]
 
 BUFFER_SIZE = 2048
 # Ready sockets served per loop callback: bounds how long media can hold the loop (~5 ms).
@@ -19,6 +19,8 @@ _HAVE_EPOLL = hasattr(select, "epoll")
 LegName = Literal["a", "b"]
 TapCallback = Callable[[memoryview], None]
 """Receives a view of the shared buffer, valid only during the call: copy it to keep it."""
+RewriteCallback = Callable[[bytearray, int], None]
+"""Edits the packet in buffer[:n] in place just before it is forwarded (header splicing)."""
 
 
 def _discard(data: memoryview) -> None:
@@ -29,7 +31,7 @@ class Flow:
     """Hot-path state of one local UDP socket: where its traffic comes from and counters."""
 
     __slots__ = (
-        "sock", "fd", "remote", "latched", "peer", "tap", "last_rx", "min_len",
+        "sock", "fd", "remote", "latched", "peer", "tap", "monitor", "rewrite", "last_rx", "min_len",
         "packets_in", "bytes_in", "packets_out",
         "dropped_source", "dropped_no_remote", "send_errors", "recv_errors", "tap_errors",
         "_recv", "_send",
@@ -41,7 +43,9 @@ class Flow:
         self.remote: tuple | None = None  # where packets to this leg go; fixed by latching
         self.latched = False
         self.peer: Flow = self  # the flow packets received here are forwarded out of
-        self.tap: TapCallback | None = None
+        self.tap: TapCallback | None = None  # consumes what arrives here instead of forwarding it
+        self.monitor: TapCallback | None = None  # sees what arrives here; it is still forwarded
+        self.rewrite: RewriteCallback | None = None  # edits what is forwarded out of this flow
         self.last_rx = 0.0  # loop.time() of the last accepted packet (per poll batch); 0.0 = never
         self.min_len = min_len  # smallest packet that may latch (RTP 12, RTCP 8)
         self.packets_in = 0
@@ -111,11 +115,24 @@ class Relay:
         lg.remote, lg.latched = rtp, False
         lg.rtcp.remote, lg.rtcp.latched = rtcp, False
 
-    def tap(self, leg: LegName, callback: TapCallback) -> None:
-        """Divert RTP received on a leg to callback instead of the other leg; its RTCP is dropped."""
+    def tap(self, leg: LegName, callback: TapCallback, rtcp: TapCallback | None = None) -> None:
+        """Divert RTP received on a leg to callback instead of the other leg; its RTCP to rtcp, or dropped."""
         lg = self.leg(leg)
         lg.tap = callback
-        lg.rtcp.tap = _discard
+        lg.rtcp.tap = rtcp or _discard
+
+    def monitor(self, leg: LegName, callback: TapCallback | None) -> None:
+        """Let callback see the RTP received on a leg while it is still relayed (None stops it)."""
+        self.leg(leg).monitor = callback
+
+    def splice(self, leg: LegName, rewrite: RewriteCallback | None) -> None:
+        """Rewrite RTP relayed out of a leg (None stops); the other leg's RTCP is then not relayed to it."""
+        lg = self.leg(leg)
+        lg.rewrite = rewrite
+        # Reports about a stream this leg's phone never sees (the other leg's SSRC) would confuse it.
+        other = lg.peer
+        if isinstance(other, RelayLeg):
+            other.rtcp.tap = _discard if rewrite is not None else None
 
     def untap(self, leg: LegName) -> None:
         """Reconnect a tapped leg to the other leg."""
@@ -137,6 +154,19 @@ class Relay:
             lg.send_errors += 1
             return False
         lg.packets_out += 1
+        return True
+
+    def send_rtcp(self, leg: LegName, data: bytes) -> bool:
+        """Send an RTCP packet out of a leg's RTCP socket to its phone; False if not sent."""
+        flow = self.leg(leg).rtcp
+        if self.closed or flow.remote is None:
+            return False
+        try:
+            flow._send(data, flow.remote)
+        except OSError:
+            flow.send_errors += 1
+            return False
+        flow.packets_out += 1
         return True
 
     def close(self) -> None:
@@ -265,11 +295,22 @@ class MediaEngine:
             except Exception:
                 f.tap_errors += 1
             return
+        if f.monitor is not None:
+            try:
+                f.monitor(self._view[:n])
+            except Exception:
+                f.tap_errors += 1
         out = f.peer
         dst = out.remote
         if dst is None:
             out.dropped_no_remote += 1
             return
+        if out.rewrite is not None:
+            try:
+                out.rewrite(self._buf, n)
+            except Exception:
+                out.send_errors += 1
+                return
         try:
             out._send(self._view[:n], dst)
         except OSError:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import secrets
 import struct
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
-__all__ = ["RtpHeader", "RtpError", "parse_rtp", "RtpSender", "HEADER_SIZE"]
+__all__ = ["RtpHeader", "RtpError", "parse_rtp", "RtpSender", "StreamSplicer", "HEADER_SIZE"]
 
 HEADER_SIZE = 12
 _FIXED = struct.Struct("!BBHII")
+_SEQ_TS_SSRC = struct.Struct("!HII")
 
 
 class RtpError(ValueError):
@@ -80,6 +81,8 @@ class RtpSender:
         self.seq = secrets.randbits(16) if seq is None else seq & 0xFFFF
         self.timestamp = secrets.randbits(32) if timestamp is None else timestamp & 0xFFFFFFFF
         self._mark_next = True  # the first packet of a stream starts a talkspurt
+        # True when a StreamSplicer sent the last packet: timestamp is then that packet's, not the next one's.
+        self.relayed = False
 
     def start_talkspurt(self) -> None:
         """Set the marker bit on the next packet (new source or end of silence)."""
@@ -105,4 +108,43 @@ class RtpSender:
         header = _FIXED.pack(0x80, m | pt, self.seq, self.timestamp, self.ssrc)
         self.seq = (self.seq + 1) & 0xFFFF
         self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
+        self.relayed = False
         return header + payload
+
+
+class StreamSplicer:
+    """Rewrites relayed packets in place into an RtpSender's stream (its SSRC, seq and timestamp).
+
+    Used when a caller who heard the box's prompts is connected to a person: the caller's
+    phone keeps seeing one stream, with the marker bit on the first packet of each new source.
+    The sender is left where the relayed stream ended, so the box can take over again.
+    """
+
+    __slots__ = ("_sender", "_expected_timestamp", "_source", "_seq_delta", "_ts_delta")
+
+    def __init__(self, sender: RtpSender, expected_timestamp: Callable[[], int]) -> None:
+        self._sender = sender
+        self._expected_timestamp = expected_timestamp  # the sender's timestamp for "now"
+        self._source: int | None = None
+        self._seq_delta = 0
+        self._ts_delta = 0
+
+    def __call__(self, buf: bytearray, n: int) -> None:
+        """Rewrite the RTP header of the packet held in buf[:n]."""
+        if n < HEADER_SIZE:
+            return
+        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(buf, 2)
+        sender = self._sender
+        if ssrc != self._source:
+            # A new source (first packet, or the far end restarted its stream): continue
+            # from where the sender's stream is now, and flag the discontinuity.
+            self._source = ssrc
+            self._seq_delta = sender.seq - seq
+            self._ts_delta = self._expected_timestamp() - ts
+            buf[1] |= 0x80
+        seq = (seq + self._seq_delta) & 0xFFFF
+        ts = (ts + self._ts_delta) & 0xFFFFFFFF
+        _SEQ_TS_SSRC.pack_into(buf, 2, seq, ts, sender.ssrc)
+        sender.seq = (seq + 1) & 0xFFFF
+        sender.timestamp = ts
+        sender.relayed = True

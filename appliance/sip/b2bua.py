@@ -10,6 +10,8 @@ from typing import Callable, Protocol
 from ..calls.records import CallInfo, CallLog, disposition_for
 from ..calls.router import Route
 from . import sdp as sdp_mod
+from . import sdp_local
+from ..media.dtmf import parse_info_dtmf
 from .dialog import Dialog, new_tag
 from .digest import build_authorization
 from .headers import quote
@@ -103,6 +105,16 @@ class Call:
         self.bye_waits_for_ack = False
         self.dialog_keys: set[tuple[str, str]] = set()
         self._index(self.a.dialog.key, self.a)
+        # When the box itself answers the caller (IVR, prompts), the media channel is its end of
+        # leg A, and ring() becomes a transfer: the caller hears ringback, not 180s.
+        self.box_answered = False
+        self.channel = None  # type: ignore[var-annotated]  # MediaChannel while the box holds leg A
+        self.media_choice: sdp_local.MediaChoice | None = None
+        self._on_box_ready: Callable[[sdp_local.MediaChoice], None] | None = None
+        self._on_transfer_ringing: Callable[[str], None] | None = None
+        self._on_transfer_failed: Callable[[int], None] | None = None
+        self._on_transfer_answered: Callable[[str], None] | None = None
+        self.on_finish: list[Callable[[], None]] = []
 
     def _index(self, key: tuple[str, str], leg: Leg | None) -> None:
         """Let in-dialog requests with this Call-ID and tag find the call (and leg)."""
@@ -130,6 +142,56 @@ class Call:
                 self.relay.set_remote(side, host, audio.port)
             except ValueError:  # a host name in c=: no DNS on the media path, rely on latching
                 log.info("call %s: ignoring non-IP media address %r", self.info.record_id, host)
+
+    def answer_locally(self, answered_by: str, ready: Callable[[sdp_local.MediaChoice], None]) -> None:
+        """The box answers the caller itself; ready(choice) runs once the caller has ACKed."""
+        request = self.invite.request
+        endpoint = self.b2bua.endpoint
+        try:
+            if request.body:
+                choice = sdp_local.choose(sdp_mod.parse_sdp(request.body))
+                self._use_choice(choice)
+                body = sdp_local.local_answer(choice, endpoint.host, self.relay.a.port,
+                                              self.a.sdp_session, self.a.next_sdp_version())
+            else:  # late offer: the box offers, the caller's ACK answers
+                body = sdp_local.local_offer(endpoint.host, self.relay.a.port, self.a.sdp_session,
+                                             self.a.next_sdp_version())
+        except sdp_mod.SdpError as exc:
+            log.info("call %s: cannot answer locally: %s", self.info.record_id, exc)
+            self.fail(488, None, "failed")
+            return
+        self.box_answered = True
+        self.state = "answered"
+        self._on_box_ready = ready
+        extra = [("Contact", endpoint.contact("switchboard", self.invite.peer.transport)),
+                 ("Allow", ALLOW), ("Content-Type", "application/sdp")]
+        self.invite.respond(200, to_tag=self.a.dialog.local_tag, extra=extra, body=body)
+        self.b2bua.calls.answered(self.info, answered_by)
+
+    def _use_choice(self, choice: sdp_local.MediaChoice) -> None:
+        """Point leg A's media at what the caller's SDP says."""
+        self.media_choice = choice
+        if choice.host is not None and choice.port:
+            self.relay.set_remote("a", choice.host, choice.port)
+
+    def transfer(self, targets: list[tuple[str, Peer, str, TrunkPeer | None]],
+                 on_ringing: Callable[[str], None], on_answered: Callable[[str], None],
+                 on_failed: Callable[[int], None]) -> None:
+        """Ring targets for a caller the box has answered; on answer the two are bridged."""
+        channel = self.channel
+        if not self.box_answered or channel is None or self.state != "answered" or self.b is not None:
+            raise RuntimeError("transfer needs a call the box answered and still holds")
+        self.forks = []
+        self.timed_out = False
+        self._on_transfer_ringing, self._on_transfer_answered, self._on_transfer_failed = \
+            on_ringing, on_answered, on_failed
+        # Offer the callee exactly the caller's codec and event numbering: the relay then
+        # passes audio untouched, and only the header is spliced into the caller's stream.
+        body = sdp_local.local_offer(self.b2bua.endpoint.host, self.relay.b.port, self.b_sdp_session, 1,
+                                     codecs=(channel.codec.name,),
+                                     event_pt=channel.event_pt or sdp_local.DEFAULT_EVENT_PT,
+                                     payload_types={channel.codec.name: channel.payload_type})
+        self.ring(targets, body)
 
     def ring(self, targets: list[tuple[str, Peer, str, TrunkPeer | None]], body: bytes) -> None:
         """Send an INVITE to every target: (request URI, where to send, label, trunk)."""
@@ -190,6 +252,12 @@ class Call:
         if self.state != "ringing" or response.status == 100:
             return
         fork.dialog.remote_tag = response.to.tag or fork.dialog.remote_tag
+        if self.box_answered:
+            if self.info.extension != fork.label:
+                self.b2bua.calls.ringing(self.info, fork.label)
+                if self._on_transfer_ringing is not None:
+                    self._on_transfer_ringing(fork.label)
+            return
         body = b""
         if response.body and response.content_type == "application/sdp":
             body = self._answer_sdp_for_a(response.body)
@@ -228,6 +296,9 @@ class Call:
         for other in self.forks:
             if other is not fork and other.final == 0:
                 self._cancel_fork(other)
+        if self.box_answered:
+            self._transfer_answered(fork, response)
+            return
         if self.late_offer and response.body:
             self.held_ack = fork
         else:
@@ -239,6 +310,28 @@ class Call:
             extra.append(("Content-Type", "application/sdp"))
         self.invite.respond(200, to_tag=self.a.dialog.local_tag, extra=extra, body=body)
         self.b2bua.calls.answered(self.info, fork.label)
+
+    def _transfer_answered(self, fork: Fork, response: Response) -> None:
+        """The callee answered a transfer: ACK, then bridge the caller into it."""
+        self._ack_fork(fork)
+        try:
+            answer = sdp_mod.parse_sdp(response.body) if response.body else None
+        except sdp_mod.SdpError:
+            answer = None
+        if answer is None:
+            log.info("call %s: %s answered without usable SDP", self.info.record_id, fork.label)
+            self._send_bye(self.b)  # type: ignore[arg-type]
+            self.b = None
+            self.state = "answered"
+            if self._on_transfer_failed is not None:
+                self._on_transfer_failed(488)
+            return
+        self._learn_remote("b", answer)
+        if self.channel is not None:
+            self.channel.connect()
+        self.b2bua.calls.connected(self.info, fork.label)
+        if self._on_transfer_answered is not None:
+            self._on_transfer_answered(fork.label)
 
     def _ack_fork(self, fork: Fork, body: bytes = b"") -> None:
         """ACK a fork's 2xx (a new transaction, sent end to end)."""
@@ -254,6 +347,18 @@ class Call:
         if self.bye_waits_for_ack:
             self.bye_waits_for_ack = False
             self._send_bye(self.a)
+        ready, self._on_box_ready = self._on_box_ready, None
+        if ready is not None and self.state == "answered":
+            if self.media_choice is None:
+                try:
+                    self._use_choice(sdp_local.choose(sdp_mod.parse_sdp(request.body or b"")))
+                except sdp_mod.SdpError as exc:
+                    log.info("call %s: no usable answer in the caller's ACK: %s", self.info.record_id, exc)
+                    self.hangup(None)
+                    return
+            assert self.media_choice is not None
+            ready(self.media_choice)
+            return
         fork, self.held_ack = self.held_ack, None
         if fork is None or self.b is None:
             return
@@ -304,10 +409,20 @@ class Call:
             status = 480
         self.fail(status)
 
+    def _transfer_failed(self, status: int) -> None:
+        """Nobody took a transfer: the caller stays with the box."""
+        self.state = "answered"
+        self._cancel_ring_timer()
+        if self._on_transfer_failed is not None:
+            self._on_transfer_failed(status)
+
     # --- ending -----------------------------------------------------------
     def fail(self, status: int, reason: str | None = None, disposition: str | None = None) -> None:
         """Answer the caller with a failure and close the call."""
         if self.state == "ended":
+            return
+        if self.box_answered:
+            self._transfer_failed(status)
             return
         self.invite.respond(status, reason, to_tag=self.a.dialog.local_tag)
         self.finish(disposition or ("no-answer" if self.timed_out else disposition_for(status)), status, None)
@@ -355,6 +470,10 @@ class Call:
         """End an answered call: BYE the other side(s)."""
         if self.state == "ended":
             return
+        if self.state == "ringing":  # a transfer of a caller the box answered is still ringing
+            for fork in self.forks:
+                if fork.final == 0:
+                    self._cancel_fork(fork)
         for leg in (self.a, self.b):
             if leg is None or leg is by:
                 continue
@@ -377,6 +496,13 @@ class Call:
             return
         self.state = "ended"
         self._cancel_ring_timer()
+        for callback in self.on_finish:
+            try:
+                callback()
+            except Exception:
+                log.exception("call %s: clean-up failed", self.info.record_id)
+        if self.channel is not None:
+            self.b2bua.calls.note(self.info, media=self.channel.close())
         if self.relay is not None:
             self.relay.close()
         self.b2bua.forget(self)
@@ -399,18 +525,62 @@ class Call:
         method = request.method
         if method == "BYE":
             txn.respond(200)
-            if self.state in ("routing", "ringing"):  # BYE on the early dialog (RFC 3261 §15): as a CANCEL
+            if self.state in ("routing", "ringing") and not self.box_answered:  # BYE on the early dialog (RFC 3261 §15): as a CANCEL
                 self.caller_cancelled()
             else:
                 self.hangup(leg)
         elif method == "INVITE":
-            self._reinvite(txn, leg)
+            if self.box_answered and self.b is None:
+                self._local_reinvite(txn)
+            else:
+                self._reinvite(txn, leg)
         elif method == "OPTIONS":
             txn.respond(200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
+        elif self.box_answered and self.b is None and method in ("INFO", "UPDATE"):
+            self._local_info(txn)
         elif method in ("INFO", "UPDATE", "MESSAGE", "NOTIFY"):
             self._forward(txn, leg)
         else:
             txn.respond(405, extra=[("Allow", ALLOW)])
+
+    def _local_reinvite(self, txn: ServerTransaction) -> None:
+        """A re-INVITE while the box holds the caller: answer it with the box's own SDP."""
+        if self.pending_reinvite or self.state not in ("answered", "ringing"):
+            txn.respond(491 if self.pending_reinvite else 500)
+            return
+        endpoint = self.b2bua.endpoint
+        if not txn.request.body:
+            body = sdp_local.local_offer(endpoint.host, self.relay.a.port, self.a.sdp_session,
+                                         self.a.next_sdp_version())
+        else:
+            try:
+                choice = sdp_local.choose(sdp_mod.parse_sdp(txn.request.body))
+            except sdp_mod.SdpError:
+                txn.respond(488)
+                return
+            if self.channel is not None and choice.codec != self.channel.codec.name:
+                txn.respond(488, "Not Acceptable Here (codec change)")
+                return
+            self._use_choice(choice)
+            body = sdp_local.local_answer(choice, endpoint.host, self.relay.a.port, self.a.sdp_session,
+                                          self.a.next_sdp_version())
+        extra = [("Contact", endpoint.contact("switchboard", txn.peer.transport)),
+                 ("Content-Type", "application/sdp")]
+        txn.respond(200, to_tag=self.a.dialog.local_tag, extra=extra, body=body)
+
+    def _local_info(self, txn: ServerTransaction) -> None:
+        """INFO (DTMF relay) or UPDATE while the box holds the caller."""
+        request = txn.request
+        if request.method == "UPDATE":
+            txn.respond(200 if not request.body else 488, to_tag=self.a.dialog.local_tag)
+            return
+        digit = parse_info_dtmf(request.content_type or "", request.body or b"") if request.body else None
+        if request.body and digit is None:
+            txn.respond(415, extra=[("Accept", "application/dtmf-relay, application/dtmf")])
+            return
+        txn.respond(200, to_tag=self.a.dialog.local_tag)
+        if digit is not None and self.channel is not None:
+            self.channel.inject_digit(digit.digit, "info")
 
     def _other(self, leg: Leg) -> Leg | None:
         return self.b if leg is self.a else self.a

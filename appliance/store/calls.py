@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 from sqlite_utils import Database
@@ -109,8 +110,36 @@ def update_extra(db: Database, call_id: str, **fields: Any) -> dict:
         return extra
 
 
+def set_ivr_path(db: Database, call_id: str, path: list[dict]) -> None:
+    """Store the steps the caller took through the IVR menus (a JSON-serialisable list)."""
+    if not isinstance(path, list):
+        raise TypeError(f"ivr path must be a list, got {type(path).__name__}")
+    encoded = json.dumps(path)
+    with transaction(db):
+        _require(db, call_id)
+        db.execute("UPDATE calls SET ivr_path = ? WHERE id = ?", [encoded, call_id])
+
+
+def set_recording(db: Database, call_id: str, relative_path: str) -> None:
+    """Note where the call's recording is, relative to the data folder."""
+    parts = PurePosixPath(relative_path).parts
+    if not relative_path or relative_path.startswith(("/", "\\")) or ".." in parts:
+        raise ValueError(f"recording path must be relative to the data folder, got {relative_path!r}")
+    with transaction(db):
+        _require(db, call_id)
+        db.execute("UPDATE calls SET recording = ? WHERE id = ?", [relative_path, call_id])
+
+
+def set_answered_by(db: Database, call_id: str, who: str) -> None:
+    """Change who has an answered call, e.g. the extension the IVR handed it to."""
+    with transaction(db):
+        if _require(db, call_id)["answered_at"] is None:
+            raise ValueError(f"call {call_id!r} was not answered")
+        db.execute("UPDATE calls SET answered_by = ? WHERE id = ?", [who, call_id])
+
+
 def get_call(db: Database, call_id: str) -> dict | None:
-    """One call record with `extra` decoded to a dict, or None."""
+    """One call record with `extra` decoded to a dict and `ivr_path` to a list, or None."""
     with db_lock(db):
         rows = list(db.query("SELECT * FROM calls WHERE id = ?", [call_id]))
     return _out(rows[0]) if rows else None
@@ -135,4 +164,4 @@ def _decode(extra: str | None) -> dict:
 
 
 def _out(row: dict) -> dict:
-    return {**row, "extra": _decode(row["extra"])}
+    return {**row, "extra": _decode(row["extra"]), "ivr_path": json.loads(row["ivr_path"] or "[]")}

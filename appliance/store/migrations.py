@@ -97,9 +97,60 @@ def _m002_registrations(db: Database) -> None:
     )
 
 
+def _m003_ivr(db: Database) -> None:
+    """IVR menus, business hours, callback requests, and the IVR path and recording of each call."""
+    # Menus and hours are stored whole as JSON (IvrMenu/BusinessHours.to_dict); the number
+    # column is a copy kept for lookups by dialled number and for uniqueness.
+    db.execute(
+        """
+        CREATE TABLE ivr_menus (
+            name TEXT PRIMARY KEY,
+            number TEXT UNIQUE,
+            definition TEXT NOT NULL,
+            source TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE business_hours (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            source TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE callbacks (
+            id TEXT PRIMARY KEY,
+            number TEXT NOT NULL,
+            name TEXT,
+            queue TEXT NOT NULL DEFAULT '',
+            source TEXT,
+            call_id TEXT,
+            requested_at TEXT NOT NULL,
+            position_at TEXT NOT NULL,
+            due_at TEXT,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_attempt_at TEXT,
+            outcome TEXT,
+            updated_at TEXT
+        )
+        """
+    )
+    # A caller who asks twice keeps one place in line.
+    db.execute("CREATE UNIQUE INDEX idx_callbacks_pending ON callbacks(number, queue) WHERE state = 'pending'")
+    db.execute("CREATE INDEX idx_callbacks_state_position ON callbacks(state, position_at)")
+    db.execute("ALTER TABLE calls ADD COLUMN ivr_path TEXT")  # JSON list of steps through the menus
+    db.execute("ALTER TABLE calls ADD COLUMN recording TEXT")  # path relative to the data folder
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m001_initial,
     _m002_registrations,
+    _m003_ivr,
 ]
 
 

@@ -15,9 +15,12 @@ from appliance.store.directory import (
     upsert_extension,
     upsert_trunk,
 )
+from appliance.store.ivr import delete_hours, delete_menu, save_hours, save_menu
 
 SOURCE = "provision"
 ALLOW_INTERNATIONAL = "security.allow_international"
+PROMPT_VOICE = "prompts.voice"
+PROMPT_TEXTS = "prompts.texts"
 
 
 def _counts() -> dict[str, int]:
@@ -30,7 +33,7 @@ def apply_provisioning(db: Database, prov: Provisioning, realm: str) -> dict:
     Rows created elsewhere (source other than "provision") are left alone unless the
     file names them, in which case the file takes them over.
     """
-    summary = {"extensions": _counts(), "trunks": _counts()}
+    summary = {"extensions": _counts(), "trunks": _counts(), "ivr": _counts(), "hours": _counts()}
     with transaction(db):
         for ext in prov.extensions:
             status = upsert_extension(
@@ -59,5 +62,26 @@ def apply_provisioning(db: Database, prov: Provisioning, realm: str) -> dict:
                 delete_trunk(db, row["name"])
                 summary["trunks"]["removed"] += 1
 
+        keep = {hours.name for hours in prov.hours}
+        for row in list(db.query("SELECT name FROM business_hours WHERE source = ?", [SOURCE])):
+            if row["name"] not in keep:
+                delete_hours(db, row["name"])
+                summary["hours"]["removed"] += 1
+        for hours in prov.hours:
+            summary["hours"][save_hours(db, hours, SOURCE)] += 1
+
+        # Menus dropped from the file go first and the file's numbers are released, so a number
+        # can move to a renamed menu or two menus can swap numbers without a clash on the way.
+        keep = {menu.name for menu in prov.ivrs}
+        for row in list(db.query("SELECT name FROM ivr_menus WHERE source = ?", [SOURCE])):
+            if row["name"] not in keep:
+                delete_menu(db, row["name"])
+                summary["ivr"]["removed"] += 1
+        db.execute("UPDATE ivr_menus SET number = NULL WHERE source = ?", [SOURCE])
+        for menu in prov.ivrs:
+            summary["ivr"][save_menu(db, menu, SOURCE)] += 1
+
         set_setting(db, ALLOW_INTERNATIONAL, prov.security.allow_international)
+        set_setting(db, PROMPT_VOICE, prov.prompt_voice)
+        set_setting(db, PROMPT_TEXTS, prov.prompt_texts)
     return summary

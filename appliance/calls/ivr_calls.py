@@ -1,0 +1,175 @@
+"""Calls routed to "ivr:NAME": the box answers, runs the menus, and hands the caller on."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from appliance.calls.ivr import IvrSession
+from appliance.calls.ivr_config import Action
+from appliance.calls.router import Route
+from appliance.media.channel import MediaChannel
+from appliance.media.prompts import PromptError, PromptLibrary
+from appliance.media.recorder import WavRecorder
+from appliance.media.tones import ringback
+from appliance.sip.b2bua import B2BUA, Call
+from appliance.sip.sdp_local import MediaChoice
+from appliance.store import callbacks as store_callbacks
+from appliance.store import directory
+from appliance.store import ivr as store_ivr
+
+__all__ = ["IvrDestination", "recording_path"]
+
+log = logging.getLogger("switchboard.ivr")
+
+QueueHandler = Callable[[Call, str, Callable[[str], None]], None]
+"""(call, queue name, on_failed(reason)): takes a caller the box answered into a queue."""
+
+
+def recording_path(record_id: str, when: datetime | None = None) -> str:
+    """Where a call's recording goes, relative to the data folder: recordings/YYYY-MM-DD/ID.wav."""
+    day = (when or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+    return f"recordings/{day}/{record_id}.wav"
+
+
+class IvrDestination:
+    """The B2BUA destination for route kind "ivr"."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, b2bua: B2BUA, db: Any, prompts: PromptLibrary,
+                 data_dir: Path, ringback_region: str = "eu", dtmf_inband: str = "auto",
+                 record_calls: str = "none",
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.loop = loop
+        self.b2bua = b2bua
+        self.db = db
+        self.prompts = prompts
+        self.data_dir = Path(data_dir)
+        self.ringback_region = ringback_region
+        self.dtmf_inband = dtmf_inband
+        self.record_calls = record_calls
+        self.now = now
+        self.queue: QueueHandler | None = None  # the queue issue plugs in here
+
+    def __call__(self, call: Call, route: Route) -> None:
+        """Answer a call for menu route.number and start the menus once the caller ACKs."""
+        name = route.number
+        if store_ivr.get_menu(self.db, name) is None:
+            log.error("call %s: IVR menu %r does not exist", call.info.record_id, name)
+            call.fail(480, "Temporarily Unavailable (no such IVR menu)", "failed")
+            return
+        call.answer_locally(f"ivr:{name}", lambda choice: self._run(call, name, choice))
+
+    def _run(self, call: Call, name: str, choice: MediaChoice) -> None:
+        inband = self.dtmf_inband == "always" or (self.dtmf_inband == "auto" and choice.event_pt is None)
+        host = CallHost(self, call)
+        channel = MediaChannel(self.loop, call.relay, "a", choice.codec, choice.payload_type,
+                               choice.event_pt, on_digit=host.digit, inband=inband)
+        call.channel = channel
+        host.channel = channel
+        session = IvrSession(self.loop, host,
+                             menus=lambda menu: store_ivr.get_menu(self.db, menu),
+                             hours=lambda hours: store_ivr.get_hours(self.db, hours),
+                             extension_exists=lambda number: directory.get_extension(self.db, number) is not None,
+                             extension_prefix=self._starts_longer_extension, now=self.now)
+        host.session = session
+        call.on_finish.append(session.close)
+        menu = store_ivr.get_menu(self.db, name)
+        if self._should_record(call, bool(menu and menu.record)):
+            self._record(call, channel)
+        session.start(name)
+
+    def _should_record(self, call: Call, menu_says: bool) -> bool:
+        policy = self.record_calls
+        return menu_says or policy == "all" or (policy == "inbound" and call.info.direction == "inbound")
+
+    def _record(self, call: Call, channel: MediaChannel) -> None:
+        relative = recording_path(call.info.record_id)
+        channel.record(WavRecorder(self.data_dir / relative, channels=2, clock=self.loop.time))
+        self.b2bua.calls.recording(call.info, relative)
+
+    def _starts_longer_extension(self, digits: str) -> bool:
+        """Whether some extension number begins with digits and is longer (more may be typed)."""
+        return any(row["number"].startswith(digits) and len(row["number"]) > len(digits)
+                   for row in directory.list_extensions(self.db))
+
+
+class CallHost:
+    """Adapts one answered call to what IvrSession asks of it."""
+
+    def __init__(self, owner: IvrDestination, call: Call) -> None:
+        self.owner = owner
+        self.call = call
+        self.channel: MediaChannel | None = None
+        self.session: IvrSession | None = None
+
+    def digit(self, key: str, how: str) -> None:
+        """A digit heard on the call."""
+        log.debug("call %s: digit %s (%s)", self.call.info.record_id, key, how)
+        if self.session is not None:
+            self.session.digit(key)
+
+    def play(self, prompt: str, on_done: Callable[[], None] | None) -> None:
+        """Play a named prompt; a prompt that cannot be loaded is skipped, not fatal."""
+        assert self.channel is not None
+        try:
+            audio = self.owner.prompts.get(prompt)
+        except PromptError as exc:
+            log.error("prompt %r unavailable: %s", prompt, exc)
+            if on_done is not None:
+                self.owner.loop.call_soon(on_done)
+            return
+        self.channel.play(audio, on_done)
+
+    def stop_playing(self) -> None:
+        """Cut the current prompt short."""
+        if self.channel is not None:
+            self.channel.stop()
+
+    def transfer(self, action: Action) -> None:
+        """Ring an extension (or hand over to a queue) for the caller."""
+        session = self.session
+        assert session is not None
+        if action.kind == "queue":
+            if self.owner.queue is None:
+                self.owner.loop.call_soon(session.transfer_failed, "queues are not available")
+                return
+            self.owner.queue(self.call, action.target, session.transfer_failed)
+            return
+        bindings = self.owner.b2bua.location.lookup(action.target)
+        if not bindings:
+            self.owner.loop.call_soon(session.transfer_failed, f"{action.target} is not registered")
+            return
+        targets = [(b.request_uri(), b.source, action.target, None) for b in bindings]
+        self.call.transfer(targets, on_ringing=self._ringing, on_answered=lambda _who: session.transferred(),
+                           on_failed=lambda status: session.transfer_failed(f"SIP {status}"))
+
+    def _ringing(self, _label: str) -> None:
+        if self.channel is not None and not self.channel.connected:
+            self.channel.play(ringback(self.owner.ringback_region))
+
+    def request_callback(self) -> bool:
+        """Store a callback for the caller's number; False when there is no number to call."""
+        info = self.call.info
+        number = info.from_number
+        if not number or not number.lstrip("+").isdigit():
+            log.info("call %s: callback requested but the caller ID %r cannot be dialled", info.record_id, number)
+            return False
+        menu = self.session.menu.name if self.session and self.session.menu else ""
+        callback_id, created = store_callbacks.request_callback(
+            self.owner.db, number=number, name=info.from_name or None, source=f"ivr:{menu}",
+            call_id=info.record_id)
+        self.owner.b2bua.calls.note(info, callback_id=callback_id)
+        self.owner.b2bua.calls.bus.publish("callback.requested", callback_id=callback_id, number=number,
+                                          created=created, call_id=info.record_id)
+        return True
+
+    def hangup(self) -> None:
+        """The IVR is done with the caller."""
+        self.call.hangup(None)
+
+    def path_changed(self, path: list[dict]) -> None:
+        """Store the path so far with the call."""
+        self.owner.b2bua.calls.path(self.call.info, path)

@@ -1,0 +1,99 @@
+"""IVR menus and business hours: stored whole as JSON definitions, read back as their dataclasses."""
+
+from __future__ import annotations
+
+import json
+
+from sqlite_utils import Database
+
+from appliance.calls.hours import BusinessHours
+from appliance.calls.ivr_config import IvrMenu
+from appliance.store.db import db_lock, transaction
+
+
+def _encode(definition: dict) -> str:
+    # Sorted keys make an unchanged definition byte-identical, so saves can report "unchanged".
+    return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+
+
+def save_menu(db: Database, menu: IvrMenu, source: str = "provision") -> str:
+    """Create or replace a menu by name; returns added/updated/unchanged.
+
+    ValueError if another menu already answers on the menu's number.
+    """
+    definition = _encode(menu.to_dict())
+    with transaction(db):
+        current = _one(db, "SELECT * FROM ivr_menus WHERE name = ?", [menu.name])
+        if menu.number is not None:
+            holder = _one(db, "SELECT name FROM ivr_menus WHERE number = ? AND name != ?", [menu.number, menu.name])
+            if holder is not None:
+                raise ValueError(f'ivr number {menu.number} is already used by menu "{holder["name"]}"')
+        row = {"name": menu.name, "number": menu.number, "definition": definition, "source": source}
+        # The number column only mirrors the definition (provisioning clears it to move numbers
+        # between menus), so it is rewritten when it differs but never makes a save "updated".
+        same = current is not None and current["definition"] == definition and current["source"] == source
+        if same and current["number"] == menu.number:
+            return "unchanged"
+        db["ivr_menus"].upsert(row, pk="name")
+        return "added" if current is None else "unchanged" if same else "updated"
+
+
+def get_menu(db: Database, name: str) -> IvrMenu | None:
+    """The menu called name, or None."""
+    row = _one(db, "SELECT definition FROM ivr_menus WHERE name = ?", [name])
+    return None if row is None else IvrMenu.from_dict(json.loads(row["definition"]))
+
+
+def menu_by_number(db: Database, number: str) -> IvrMenu | None:
+    """The menu an extension reaches by dialling number, or None."""
+    row = _one(db, "SELECT definition FROM ivr_menus WHERE number = ?", [number])
+    return None if row is None else IvrMenu.from_dict(json.loads(row["definition"]))
+
+
+def list_menus(db: Database) -> list[IvrMenu]:
+    """All menus by name."""
+    with db_lock(db):
+        rows = list(db.query("SELECT definition FROM ivr_menus ORDER BY name"))
+    return [IvrMenu.from_dict(json.loads(r["definition"])) for r in rows]
+
+
+def delete_menu(db: Database, name: str) -> bool:
+    """Remove a menu; True if it existed."""
+    with transaction(db):
+        return db.execute("DELETE FROM ivr_menus WHERE name = ?", [name]).rowcount > 0
+
+
+def save_hours(db: Database, hours: BusinessHours, source: str = "provision") -> str:
+    """Create or replace business hours by name; returns added/updated/unchanged."""
+    row = {"name": hours.name, "definition": _encode(hours.to_dict()), "source": source}
+    with transaction(db):
+        current = _one(db, "SELECT * FROM business_hours WHERE name = ?", [hours.name])
+        if current is not None and all(current[k] == v for k, v in row.items()):
+            return "unchanged"
+        db["business_hours"].upsert(row, pk="name")
+        return "added" if current is None else "updated"
+
+
+def get_hours(db: Database, name: str) -> BusinessHours | None:
+    """The business hours called name, or None."""
+    row = _one(db, "SELECT definition FROM business_hours WHERE name = ?", [name])
+    return None if row is None else BusinessHours.from_dict(json.loads(row["definition"]))
+
+
+def list_hours(db: Database) -> list[BusinessHours]:
+    """All business hours by name."""
+    with db_lock(db):
+        rows = list(db.query("SELECT definition FROM business_hours ORDER BY name"))
+    return [BusinessHours.from_dict(json.loads(r["definition"])) for r in rows]
+
+
+def delete_hours(db: Database, name: str) -> bool:
+    """Remove business hours; True if they existed."""
+    with transaction(db):
+        return db.execute("DELETE FROM business_hours WHERE name = ?", [name]).rowcount > 0
+
+
+def _one(db: Database, sql: str, params: list) -> dict | None:
+    with db_lock(db):
+        rows = list(db.query(sql, params))
+    return rows[0] if rows else None
