@@ -14,6 +14,7 @@ from .api import BoxApi
 from .bus import EventBus
 from .calls.ivr_calls import IvrDestination
 from .calls.records import CallLog
+from .calls.recording import RecordingPolicy
 from .calls.router import DialPlan, DialPlanPolicy
 from .config import Settings, load_provisioning
 from .media.ports import PortAllocator
@@ -110,8 +111,9 @@ class Box:
         self.prompts = PromptLibrary(s.data_dir / "prompts",
                                      voice=directory.get_setting(db, PROMPT_VOICE_KEY) or s.prompt_voice,
                                      texts=_stored_texts(directory.get_setting(db, PROMPT_TEXTS_KEY)))
-        self.ivr = IvrDestination(loop, self.b2bua, db, self.prompts, s.data_dir, ringback_region=s.ringback,
-                                  dtmf_inband=s.dtmf_inband, record_calls=s.record_calls)
+        self.b2bua.recording = RecordingPolicy(s.data_dir, s.record_calls, loop.time)
+        self.ivr = IvrDestination(loop, self.b2bua, db, self.prompts, self.b2bua.recording,
+                                  ringback_region=s.ringback, dtmf_inband=s.dtmf_inband)
         self.b2bua.destinations["ivr"] = self.ivr
         dial_plan = DialPlan(lambda number: directory.get_extension(db, number),
                              lambda: directory.list_trunks(db), self._dial_policy,
@@ -161,10 +163,12 @@ class Box:
             client.stop()
         await asyncio.sleep(0.05)  # let un-REGISTERs leave
         if hasattr(self, "layer"):
-            self._flush_timer.cancel()
+            # Start-up may have failed part-way: only undo what was done.
+            for timer in (getattr(self, "_flush_timer", None), getattr(self, "_purge_timer", None)):
+                if timer is not None:
+                    timer.cancel()
             self._flush_registrations()
             self.layer.stop()
-            self._purge_timer.cancel()
             self.media.close()
         if self.transport is not None:
             await self.transport.stop()

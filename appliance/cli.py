@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from .calls.ivr import describe_path
 from .config import ConfigError, default_data_dir, load_provisioning, load_settings
 from .logs import setup_logging
 from .store import directory, registrations
@@ -131,9 +132,10 @@ def _calls(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    fields = ("from_number", "to_number", "started_at", "answered_at", "ended_at", "disposition", "duration")
-    headings = ("FROM", "TO", "START", "ANSWER", "END", "DISPOSITION", "DURATION")
-    table = [[_cell(row.get(f)) for f in fields] for row in rows]
+    fields = ("from_number", "to_number", "started_at", "answered_at", "ended_at", "disposition", "duration",
+              "answered_by")
+    headings = ("FROM", "TO", "START", "ANSWER", "END", "DISPOSITION", "DURATION", "BY", "IVR")
+    table = [[_cell(row.get(f)) for f in fields] + [describe_path(row.get("ivr_path") or [])] for row in rows]
     _print_table(headings, table)
     return 0
 

@@ -187,6 +187,7 @@ def test_rfc4733_digit_from_sipp_lands_where_the_menu_says(ivr, key, extension, 
         ("inbound", extension, "answered"), record
     assert presses(record) == [(key, label)]
     assert record["extra"]["media"]["digits"] >= 1
+    assert f"pressed {key}: {label}" in office.box.cli("calls").stdout
 
 
 def test_dial_by_extension(ivr) -> None:  # type: ignore[no-untyped-def]
@@ -338,3 +339,29 @@ def test_call_is_recorded_to_wav_with_both_directions(ivr) -> None:  # type: ign
     assert np.sqrt(np.mean(heard ** 2)) > 100, "the prompts the caller heard are not in the recording"
     assert len(audio) / 8000 > 1.0
     assert json.dumps(record["ivr_path"])  # stored and decodable
+
+
+def test_plain_call_is_recorded_when_the_box_records_all(box_factory, workdir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "box").mkdir()
+    (tmp_path / "box" / "switchboard.toml").write_text('[box]\nrecord_calls = "all"\n')
+    box = box_factory(provision(free_port()))
+    port = free_port()
+    assert register(box, "202", SECRETS["202"], port, workdir).returncode == 0
+    callee = start_sipp("-sn", "uas", "-p", str(port), "-m", "1", "-mp", str(free_media_port()), cwd=workdir)
+    from test_e2e_trunk import dial
+
+    try:
+        result = dial(box, workdir, "201", "202", "uac_auth.xml", "-d", "3000")  # plays g711a.pcap
+        assert result.returncode == 0, result.errors
+        callee.communicate(timeout=10)
+    finally:
+        if callee.poll() is None:
+            callee.kill()
+    [record] = box.wait_for_calls(1)
+    assert record["recording"].startswith("recordings/") and record["recording"].endswith(f"{record['id']}.wav")
+    with wave.open(str(box.data_dir / record["recording"])) as w:
+        assert w.getnchannels() == 2
+        audio = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
+    caller = audio[:, 0].astype(float)
+    assert np.sqrt(np.mean(caller ** 2)) > 100, "the caller's pcap audio is not on the left channel"
+    assert len(audio) / 8000 >= 2.0

@@ -296,3 +296,16 @@ def test_missing_menu_says_goodbye() -> None:
     s, loop, host = session(menus=[])
     s.start("nowhere")
     assert host.played == ["goodbye"]
+
+
+def test_describe_path_in_words() -> None:
+    from appliance.calls.ivr import describe_path
+
+    s, loop, host = session()
+    s.start("main")
+    s.digit("7")
+    host.finish_prompt()
+    s.digit("2")
+    loop.advance(3.1)
+    assert describe_path(s.path) == "pressed 2: billing"
+    assert describe_path([{"menu": "main", "event": "closed"}]) == "out of hours"

@@ -236,7 +236,7 @@ def test_library_texts_must_name_spoken_prompts(tmp_path: Path) -> None:
 
 
 def test_every_default_text_exists() -> None:
-    wanted = {"greeting", "menu", "invalid", "no_input", "goodbye", "closed", "queue_position",
+    wanted = {"greeting", "menu", "invalid", "no_input", "unavailable", "goodbye", "closed", "queue_position",
               "expected_wait", "callback_offer", "callback_confirmed"}
     assert set(prompt_texts.TEXTS) == wanted
     assert all(t.strip() for t in prompt_texts.TEXTS.values())

@@ -5,7 +5,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from appliance.calls.ivr import IvrSession
@@ -13,7 +12,7 @@ from appliance.calls.ivr_config import Action
 from appliance.calls.router import Route
 from appliance.media.channel import MediaChannel
 from appliance.media.prompts import PromptError, PromptLibrary
-from appliance.media.recorder import WavRecorder
+from appliance.calls.recording import RecordingPolicy
 from appliance.media.tones import ringback
 from appliance.sip.b2bua import B2BUA, Call
 from appliance.sip.sdp_local import MediaChoice
@@ -21,7 +20,7 @@ from appliance.store import callbacks as store_callbacks
 from appliance.store import directory
 from appliance.store import ivr as store_ivr
 
-__all__ = ["IvrDestination", "recording_path"]
+__all__ = ["IvrDestination", "CallHost"]
 
 log = logging.getLogger("switchboard.ivr")
 
@@ -29,27 +28,19 @@ QueueHandler = Callable[[Call, str, Callable[[str], None]], None]
 """(call, queue name, on_failed(reason)): takes a caller the box answered into a queue."""
 
 
-def recording_path(record_id: str, when: datetime | None = None) -> str:
-    """Where a call's recording goes, relative to the data folder: recordings/YYYY-MM-DD/ID.wav."""
-    day = (when or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
-    return f"recordings/{day}/{record_id}.wav"
-
-
 class IvrDestination:
     """The B2BUA destination for route kind "ivr"."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, b2bua: B2BUA, db: Any, prompts: PromptLibrary,
-                 data_dir: Path, ringback_region: str = "eu", dtmf_inband: str = "auto",
-                 record_calls: str = "none",
+                 recording: RecordingPolicy, ringback_region: str = "eu", dtmf_inband: str = "auto",
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.loop = loop
         self.b2bua = b2bua
         self.db = db
         self.prompts = prompts
-        self.data_dir = Path(data_dir)
+        self.recording = recording
         self.ringback_region = ringback_region
         self.dtmf_inband = dtmf_inband
-        self.record_calls = record_calls
         self.now = now
         self.queue: QueueHandler | None = None  # the queue issue plugs in here
 
@@ -77,18 +68,11 @@ class IvrDestination:
         host.session = session
         call.on_finish.append(session.close)
         menu = store_ivr.get_menu(self.db, name)
-        if self._should_record(call, bool(menu and menu.record)):
-            self._record(call, channel)
+        if self.recording.wants(call.info, asked=bool(menu and menu.record)):
+            recorder, relative = self.recording.open(call.info)
+            channel.record(recorder)
+            self.b2bua.calls.recording(call.info, relative)
         session.start(name)
-
-    def _should_record(self, call: Call, menu_says: bool) -> bool:
-        policy = self.record_calls
-        return menu_says or policy == "all" or (policy == "inbound" and call.info.direction == "inbound")
-
-    def _record(self, call: Call, channel: MediaChannel) -> None:
-        relative = recording_path(call.info.record_id)
-        channel.record(WavRecorder(self.data_dir / relative, channels=2, clock=self.loop.time))
-        self.b2bua.calls.recording(call.info, relative)
 
     def _starts_longer_extension(self, digits: str) -> bool:
         """Whether some extension number begins with digits and is longer (more may be typed)."""

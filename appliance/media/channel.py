@@ -17,6 +17,7 @@ from appliance.media.jitter import JitterBuffer
 from appliance.media.player import FRAME_INTERVAL, FramePacer
 from appliance.media.prompts import FRAME_SAMPLES, RATE, Prompt
 from appliance.media.recorder import WavRecorder
+from appliance.media.recording import RelayRecording
 from appliance.media.relay import Relay
 from appliance.media.rtp import HEADER_SIZE, RtpError, RtpSender, StreamSplicer, parse_rtp
 from appliance.media.tones import dtmf_tone
@@ -73,6 +74,7 @@ class MediaChannel:
         self._relayed_from: str | None = None  # the other leg while connected
         self._event_handles: list[asyncio.TimerHandle] = []
         self.recorder: WavRecorder | None = None
+        self._relay_recording: RelayRecording | None = None
         self.connected = False
         self.closed = False
         self.cname = cname
@@ -201,8 +203,9 @@ class MediaChannel:
             return
         self.connected = False
         self._relay.splice(self._side, None)
-        self._relay.monitor(self._side, None)
-        self._relay.monitor(self._relayed_from or "b", None)
+        if self._relay_recording is not None:
+            self._relay_recording.stop()
+            self._relay_recording = None
         self._relay.tap(self._side, self._on_rtp, self._on_rtcp)
         self._receiver = DtmfReceiver()
 
@@ -214,21 +217,9 @@ class MediaChannel:
             self._monitor_for_recording()
 
     def _monitor_for_recording(self) -> None:
-        other = self._relayed_from or "b"
-        self._relay.monitor(self._side, lambda p: self._record_packet(0, p))
-        self._relay.monitor(other, lambda p: self._record_packet(1, p))
-
-    def _record_packet(self, channel: int, packet: memoryview) -> None:
-        recorder = self.recorder
-        if recorder is None or len(packet) <= HEADER_SIZE:
-            return
-        if packet[1] & 0x7F != self.payload_type:
-            return
-        try:
-            header = parse_rtp(packet)
-        except RtpError:
-            return
-        recorder.write(channel, self.codec.decode(bytes(header.payload(packet))))
+        assert self.recorder is not None
+        self._relay_recording = RelayRecording(self._relay, self.recorder, self._side,
+                                               {self.payload_type: self.codec.name})
 
     # --- what the box hears ---------------------------------------------------
     def _on_rtp(self, packet: memoryview) -> None:
@@ -346,6 +337,8 @@ class MediaChannel:
             self._rtcp_handle.cancel()
         for digit in self._receiver.flush():
             log.debug("digit %s ended without its end packet at hang-up", digit)
+        if self._relay_recording is not None:
+            self._relay_recording.stop()
         if self.recorder is not None:
             self.recorder.close()
         return self.stats()

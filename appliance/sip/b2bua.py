@@ -11,7 +11,9 @@ from ..calls.records import CallInfo, CallLog, disposition_for
 from ..calls.router import Route
 from . import sdp as sdp_mod
 from . import sdp_local
+from ..calls.recording import RecordingPolicy
 from ..media.dtmf import parse_info_dtmf
+from ..media.recording import RelayRecording
 from .dialog import Dialog, new_tag
 from .digest import build_authorization
 from .headers import quote
@@ -115,6 +117,7 @@ class Call:
         self._on_transfer_failed: Callable[[int], None] | None = None
         self._on_transfer_answered: Callable[[str], None] | None = None
         self.on_finish: list[Callable[[], None]] = []
+        self.relay_recording: RelayRecording | None = None
 
     def _index(self, key: tuple[str, str], leg: Leg | None) -> None:
         """Let in-dialog requests with this Call-ID and tag find the call (and leg)."""
@@ -310,6 +313,16 @@ class Call:
             extra.append(("Content-Type", "application/sdp"))
         self.invite.respond(200, to_tag=self.a.dialog.local_tag, extra=extra, body=body)
         self.b2bua.calls.answered(self.info, fork.label)
+        self._start_recording()
+
+    def _start_recording(self) -> None:
+        """Record the bridged call if the box's recording policy says so."""
+        policy = self.b2bua.recording
+        if policy is None or self.relay is None or not policy.wants(self.info):
+            return
+        recorder, relative = policy.open(self.info)
+        self.relay_recording = RelayRecording(self.relay, recorder, "a")
+        self.b2bua.calls.recording(self.info, relative)
 
     def _transfer_answered(self, fork: Fork, response: Response) -> None:
         """The callee answered a transfer: ACK, then bridge the caller into it."""
@@ -503,6 +516,9 @@ class Call:
                 log.exception("call %s: clean-up failed", self.info.record_id)
         if self.channel is not None:
             self.b2bua.calls.note(self.info, media=self.channel.close())
+        if self.relay_recording is not None:
+            self.relay_recording.stop()
+            self.relay_recording.recorder.close()
         if self.relay is not None:
             self.relay.close()
         self.b2bua.forget(self)
@@ -688,8 +704,9 @@ class B2BUA:
         self.dialogs: dict[tuple[str, str], tuple[Call, Leg | None]] = {}
         self.active: dict[str, Call] = {}
         self.by_invite: dict[int, Call] = {}
-        # Later issues add destinations such as "ivr" and "queue" here.
+        # Route kinds the B2BUA does not handle itself: "ivr" (and "queue" in a later issue).
         self.destinations: dict[str, Callable[[Call, Route], None]] = {}
+        self.recording: RecordingPolicy | None = None  # which bridged calls are recorded
 
     def start(self, txn: ServerTransaction, route: Route, info: CallInfo, trunk: TrunkPeer | None = None) -> Call | None:
         """Route an authorised INVITE: ring an extension's contacts or a trunk."""
