@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ivr_peers import ivr_caller
-from peers import (LOCALHOST, RunningBox, SipPhone, free_media_port, free_port, new_id, register, sdp_body,
+from peers import (LOCALHOST, SCENARIOS, RunningBox, SipPhone, free_media_port, free_port, new_id, register, sdp_body,
                    sipp, start_sipp)
 
 SECRETS = {"201": "s3cret-201", "202": "s3cret-202", "203": "s3cret-203"}
@@ -101,17 +101,18 @@ closed = "We are closed."
 class Ivr:
     """A box whose trunk delivers to the IVR, and helpers to call it."""
 
-    def __init__(self, box_factory, workdir: Path, **options) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, box_factory, workdir: Path, *args: str, **options) -> None:  # type: ignore[no-untyped-def]
         self.itsp_port = free_port()
-        self.box: RunningBox = box_factory(provision(self.itsp_port, **options))
+        self.box: RunningBox = box_factory(provision(self.itsp_port, **options), *args)
         self.workdir = workdir
         self.agents: dict[str, subprocess.Popen] = {}
 
-    def agent(self, number: str) -> None:
-        """Register `number` from a SIPp uas that answers and waits for BYE."""
+    def agent(self, number: str, scenario: str | None = None) -> None:
+        """Register `number` from a SIPp uas: by default it answers and waits for BYE."""
         port = free_port()
         assert register(self.box, number, SECRETS[number], port, self.workdir).returncode == 0
-        self.agents[number] = start_sipp("-sn", "uas", "-p", str(port), "-m", "1", "-mp", str(free_media_port()),
+        how = ["-sn", "uas"] if scenario is None else ["-sf", str(SCENARIOS / scenario)]
+        self.agents[number] = start_sipp(*how, "-p", str(port), "-m", "1", "-mp", str(free_media_port()),
                                          cwd=self.workdir)
 
     def call(self, keys: str, **scenario) -> None:  # type: ignore[no-untyped-def]
@@ -148,8 +149,8 @@ class Ivr:
 def ivr(box_factory, workdir):  # type: ignore[no-untyped-def]
     made: list[Ivr] = []
 
-    def make(**options) -> Ivr:  # type: ignore[no-untyped-def]
-        made.append(Ivr(box_factory, workdir, **options))
+    def make(*args: str, **options) -> Ivr:  # type: ignore[no-untyped-def]
+        made.append(Ivr(box_factory, workdir, *args, **options))
         return made[-1]
 
     yield make
@@ -279,6 +280,26 @@ def test_unregistered_extension_returns_to_the_menu(ivr) -> None:  # type: ignor
     record = office.record()
     assert "unavailable" in events(record)
     assert record["answered_by"] == "201"
+
+
+def test_caller_hangs_up_while_the_transfer_rings(ivr) -> None:  # type: ignore[no-untyped-def]
+    office = ivr()
+    office.agent("201", "call_uas_ring.xml")  # rings until CANCELled
+    office.call("1", hold_ms=2000)
+    assert office.agent_answered("201"), "the ringing extension was not CANCELled"
+    record = office.record()
+    assert record["hangup_by"] == "4930123456"
+    assert presses(record) == [("1", "extension 201")]
+
+
+def test_no_answer_from_the_extension_returns_to_the_menu(ivr) -> None:  # type: ignore[no-untyped-def]
+    office = ivr("--ring-timeout", "2")
+    office.agent("201", "call_uas_ring.xml")
+    office.call("1", hold_ms=4000)
+    assert office.agent_answered("201")
+    record = office.record()
+    assert {"menu": "main", "event": "unavailable", "reason": "SIP 480"} in record["ivr_path"]
+    assert record["answered_by"] == "ivr:main"
 
 
 def test_sip_info_digits_are_heard(ivr) -> None:  # type: ignore[no-untyped-def]
