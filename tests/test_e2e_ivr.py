@@ -302,7 +302,8 @@ def test_no_answer_from_the_extension_returns_to_the_menu(ivr) -> None:  # type:
     assert record["answered_by"] == "ivr:main"
 
 
-def test_sip_info_digits_are_heard(ivr) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("late_offer", [False, True], ids=["offer-in-invite", "offer-in-200"])
+def test_sip_info_digits_are_heard(ivr, late_offer: bool) -> None:  # type: ignore[no-untyped-def]
     office = ivr()
     office.agent("201")
     media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -312,13 +313,25 @@ def test_sip_info_digits_are_heard(ivr) -> None:  # type: ignore[no-untyped-def]
         base = [("From", f"<sip:4930123456@{LOCALHOST}>;tag={tag}"), ("To", f"<sip:4930555000@{LOCALHOST}>"),
                 ("Call-ID", call_id), ("Contact", phone.contact())]
         ruri = f"sip:4930555000@{LOCALHOST}:{office.box.sip_port}"
-        phone.send(phone.build("INVITE", ruri, base + [("CSeq", "1 INVITE"), ("Content-Type", "application/sdp")],
-                               sdp_body(media.getsockname()[1], formats="0")))
+        sdp = sdp_body(media.getsockname()[1], formats="0")
+        if late_offer:
+            phone.send(phone.build("INVITE", ruri, base + [("CSeq", "1 INVITE")]))
+        else:
+            phone.send(phone.build("INVITE", ruri, base + [("CSeq", "1 INVITE"), ("Content-Type", "application/sdp")],
+                                   sdp))
         ok = phone.response(call_id, "INVITE")
         assert ok.status == 200
+        assert "m=audio" in ok.sdp
         to = ok.header("To")
         dialog = [("From", base[0][1]), ("To", to), ("Call-ID", call_id)]
-        phone.send(phone.build("ACK", ruri, dialog + [("CSeq", "1 ACK")]))
+        if late_offer:  # the box offered in its 200: the ACK answers
+            phone.send(phone.build("ACK", ruri, dialog + [("CSeq", "1 ACK"), ("Content-Type", "application/sdp")],
+                                   sdp))
+        else:
+            phone.send(phone.build("ACK", ruri, dialog + [("CSeq", "1 ACK")]))
+        media.settimeout(5)
+        packet = media.recv(2048)  # the greeting, in the codec both ends agreed on
+        assert (packet[0] >> 6, packet[1] & 0x7F, len(packet)) == (2, 0, 12 + 160)
         phone.send(phone.build("INFO", ruri, dialog + [("CSeq", "2 INFO"), ("Content-Type", "application/dtmf-relay")],
                                b"Signal=1\r\nDuration=160\r\n"))
         assert phone.response(call_id, "INFO").status == 200
