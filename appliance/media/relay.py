@@ -142,24 +142,17 @@ class Relay:
 
     def send(self, leg: LegName, data: bytes | bytearray | memoryview) -> bool:
         """Send an RTP packet out of a leg to its phone (prompts, tones); False if not sent."""
-        lg = self.leg(leg)
-        if self.closed:
-            return False
-        if lg.remote is None:
-            lg.dropped_no_remote += 1
-            return False
-        try:
-            lg._send(data, lg.remote)
-        except OSError:
-            lg.send_errors += 1
-            return False
-        lg.packets_out += 1
-        return True
+        return self._send_out(self.leg(leg), data)
 
     def send_rtcp(self, leg: LegName, data: bytes) -> bool:
         """Send an RTCP packet out of a leg's RTCP socket to its phone; False if not sent."""
-        flow = self.leg(leg).rtcp
-        if self.closed or flow.remote is None:
+        return self._send_out(self.leg(leg).rtcp, data)
+
+    def _send_out(self, flow: Flow, data: bytes | bytearray | memoryview) -> bool:
+        if self.closed:
+            return False
+        if flow.remote is None:
+            flow.dropped_no_remote += 1
             return False
         try:
             flow._send(data, flow.remote)
