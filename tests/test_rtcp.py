@@ -403,3 +403,19 @@ def test_block_fields_round_trip_through_struct() -> None:
     # cumulative_lost is 24-bit two's complement on the wire.
     packet = build_rr(1, [ReportBlock(2, 1, -1, 3, 4, 5, 6)], "x")
     assert struct.unpack_from("!I", packet, 12)[0] == 0x01FFFFFF
+
+
+def test_event_packets_count_but_do_not_feed_jitter() -> None:
+    """RFC 4733 updates share the event's timestamp: counted for loss, kept out of the jitter."""
+    stats = ReceptionStats()
+    seq, ts, t = 1000, 0, 0.0
+    for _ in range(50):  # steady audio: zero jitter
+        stats.update(seq, ts, t)
+        seq, ts, t = seq + 1, ts + 160, t + 0.02
+    for _ in range(8):  # one 160 ms key press: same timestamp, 20 ms apart
+        stats.update(seq, ts, t, timed=False)
+        seq, t = seq + 1, t + 0.02
+    ts += 8 * 160
+    stats.update(seq, ts, t)
+    assert stats.jitter_ms == 0.0
+    assert stats.received == 58  # the first packet of a source is not counted (RFC 3550 A.1)

@@ -232,8 +232,8 @@ class MediaChannel:
         if header.ssrc != self._rx_ssrc:
             self._rx_ssrc = header.ssrc
             self.rx = rtcp.ReceptionStats()
-        self.rx.update(header.seq, header.timestamp, now)
         pt = header.payload_type
+        self.rx.update(header.seq, header.timestamp, now, timed=pt != self.event_pt)
         if pt == self.event_pt:
             for digit in self._receiver.feed(header.payload(packet), header.timestamp, header.marker):
                 self._digit(digit, "rfc4733")

@@ -143,11 +143,13 @@ class ReceptionStats:
         self.received = self.received_prior = self.expected_prior = 0
         self.transit: int | None = None  # a restarted stream's timestamps have a new origin
 
-    def update(self, seq: int, timestamp: int, arrival: float) -> bool:
+    def update(self, seq: int, timestamp: int, arrival: float, timed: bool = True) -> bool:
         """Account one received RTP packet (arrival in monotonic seconds); False if not counted.
 
         Packets are not counted while the source is on probation or after a large jump
-        that has not yet been confirmed by a following packet (RFC 3550 A.1).
+        that has not yet been confirmed by a following packet (RFC 3550 A.1). timed=False
+        counts a packet whose timestamp does not advance with time (RFC 4733 event updates
+        all carry the event's start), so it does not feed the jitter estimate.
         """
         if self.probation:
             if not self._probation(seq):
@@ -166,6 +168,8 @@ class ReceptionStats:
                 self._init_seq(seq)
             # else: a duplicate or reordered packet, counted but leaving max_seq alone.
         self.received += 1
+        if not timed:
+            return True
         transit = round(arrival * self.clock_rate) - timestamp
         if self.transit is not None:
             d = (transit - self.transit) & _U32
