@@ -88,6 +88,7 @@ class CallHost:
         self.call = call
         self.channel: MediaChannel | None = None
         self.session: IvrSession | None = None
+        self._wanted = 0  # bumped by each play/stop, so a prompt loaded late is not played over a newer one
 
     def digit(self, key: str, how: str) -> None:
         """A digit heard on the call."""
@@ -97,18 +98,35 @@ class CallHost:
 
     def play(self, prompt: str, on_done: Callable[[], None] | None) -> None:
         """Play a named prompt; a prompt that cannot be loaded is skipped, not fatal."""
-        assert self.channel is not None
+        self._wanted += 1
+        prompts = self.owner.prompts
+        if prompts.cached(prompt):
+            self._play_loaded(prompt, on_done, self._wanted)
+            return
+        # Not in memory yet (first boot renders prompts with espeak-ng): load it off the loop.
+        wanted = self._wanted
+        future = self.owner.loop.run_in_executor(None, self._load, prompt)
+        future.add_done_callback(lambda _f: self._play_loaded(prompt, on_done, wanted))
+
+    def _load(self, prompt: str) -> None:
         try:
-            audio = self.owner.prompts.get(prompt)
+            self.owner.prompts.get(prompt)
         except PromptError as exc:
             log.error("prompt %r unavailable: %s", prompt, exc)
+
+    def _play_loaded(self, prompt: str, on_done: Callable[[], None] | None, wanted: int) -> None:
+        channel = self.channel
+        if channel is None or channel.closed or wanted != self._wanted:
+            return  # the call ended, or something else was asked for meanwhile
+        if not self.owner.prompts.cached(prompt):
             if on_done is not None:
                 self.owner.loop.call_soon(on_done)
             return
-        self.channel.play(audio, on_done)
+        channel.play(self.owner.prompts.get(prompt), on_done)
 
     def stop_playing(self) -> None:
         """Cut the current prompt short."""
+        self._wanted += 1
         if self.channel is not None:
             self.channel.stop()
 
@@ -131,6 +149,7 @@ class CallHost:
                            on_failed=lambda status: session.transfer_failed(f"SIP {status}"))
 
     def _ringing(self, _label: str) -> None:
+        self._wanted += 1
         if self.channel is not None and not self.channel.connected:
             self.channel.play(ringback(self.owner.ringback_region))
 

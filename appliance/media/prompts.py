@@ -159,6 +159,10 @@ class PromptLibrary:
         self._defaults = defaults
         self._cache: dict[str, Prompt] = {}
 
+    def cached(self, name: str) -> bool:
+        """Whether get(name) returns at once (already converted in memory)."""
+        return name in self._cache
+
     def get(self, name: str) -> Prompt:
         """The prompt called name, converted once and then served from memory."""
         prompt = self._cache.get(name)
