@@ -140,8 +140,8 @@ def main() -> None:
                      f"{det_found} / {path_found}"])
         print(f"  {name}: detector {det_us:.1f} µs/frame, in-band path {path_us:.1f} µs/frame", flush=True)
     print()
-    print(table(["signal", "frames", "detector µs/frame", "runs min-max", "detector % core/channel", "detector channels/core",
-                 "in-band path µs/frame", "path % core/channel", "path channels/core",
+    print(table(["signal", "frames", "detector µs/frame", "runs min-max", "detector % core/channel",
+                 "detector channels/core", "in-band path µs/frame", "path % core/channel", "path channels/core",
                  "decode+jitter µs/frame", "digits found (detector / path)"], rows))
 
 

@@ -200,12 +200,17 @@ def call_records(data_dir: Path, limit: int = 10000) -> list[dict]:
     return json.loads(done.stdout)
 
 
-def pressed(record: dict, key: str) -> bool:
-    """Whether the caller's IVR path has this key press."""
+def keys(record: dict) -> list[str]:
+    """The keys the IVR path of a call record shows the caller pressing."""
     path = record.get("ivr_path") or []
     if isinstance(path, str):
         path = json.loads(path)
-    return any(step.get("key") == key for step in path)
+    return [step["key"] for step in path if "key" in step]
+
+
+def pressed(record: dict, key: str) -> bool:
+    """Whether the caller's IVR path has this key press."""
+    return key in keys(record)
 
 
 # --- pcaps ---------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import socket
 import statistics
@@ -45,10 +44,10 @@ from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import (HOST, PEER_CORE, RTP_RANGE, Box, CpuMeter, free_port, header, median, percentile, rss_mb,
+from common import (HOST, PEER_CORE, Box, CpuMeter, free_port, header, median, percentile, rss_mb,
                     start_profile, table)
-from ivr_common import (DID, DTMF_1, call_records, pcap_rtp, pin_self, prepare_data_dir, pressed, speech_like,
-                        start_ivr_box, use_venv_commands)
+from ivr_common import (DID, DTMF_1, call_records, keys, pcap_rtp, pin_self, prepare_data_dir, pressed,
+                        speech_like, start_ivr_box, use_venv_commands)
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 FRAME_NS = 20_000_000
@@ -192,6 +191,7 @@ class Uac(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def _common(self, c: Caller, method: str, ruri: str, cseq: int, branch: str, to: str) -> list[str]:
+        """Request line and the headers every request of the call carries."""
         return [f"{method} {ruri} SIP/2.0",
                 f"Via: SIP/2.0/UDP {HOST}:{self.local_port};branch={branch};rport",
                 "Max-Forwards: 70",
@@ -212,6 +212,7 @@ class Uac(asyncio.DatagramProtocol):
         self._send(c.invite)
 
     def ack(self, c: Caller) -> None:
+        """ACK a 2xx (a new transaction, to the box's Contact)."""
         lines = self._common(c, "ACK", c.target, 1, "z9hG4bK" + uuid.uuid4().hex[:16], c.to)
         self._send("\r\n".join(lines + ["Content-Length: 0", "", ""]).encode())
 
@@ -242,6 +243,7 @@ class Uac(asyncio.DatagramProtocol):
         self.transport.sendto(data, self.box)
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
+        """A response (advance the call) or a request from the box (answer it)."""
         first, headers, body = parse_sip(data)
         if not first.startswith("SIP/2.0"):
             self._answer_request(first, headers, addr)
@@ -291,7 +293,7 @@ class Talker:
         self.callers = callers
         self.frames = frames
         self.audio = audio
-        self.dtmf = [(t, payload) for t, payload in pcap_rtp(DTMF_1)]
+        self.dtmf = pcap_rtp(DTMF_1)
 
     def start(self) -> None:
         """Begin each caller's stream at its own phase."""
@@ -303,7 +305,8 @@ class Talker:
             self.loop.call_at(now + 0.02 * c.index / n, self._tick, c, now + 0.02 * c.index / n)
 
     def _tick(self, c: Caller, due: float) -> None:
-        if c.state not in ("up",) or c.box_media is None:
+        """Send this caller's next frame (while its call is up) and schedule the one after."""
+        if c.state != "up" or c.box_media is None:
             if c.state in ("new", "calling"):
                 self.loop.call_at(due + 0.02, self._tick, c, due + 0.02)
             return
@@ -315,6 +318,7 @@ class Talker:
         self.loop.call_at(due + 0.02, self._tick, c, due + 0.02)
 
     def _rtp(self, c: Caller, pt: int, payload: bytes, ts: int, marker: bool) -> None:
+        """Send one RTP packet of the caller's stream to the box."""
         header = _RTP.pack(0x80, pt | (0x80 if marker else 0), c.seq, ts, c.ssrc)
         c.seq = (c.seq + 1) & 0xFFFF
         try:
@@ -377,40 +381,58 @@ async def drive(box: Box, n: int, args: argparse.Namespace, trunk_sock: socket.s
         talker = Talker(loop, callers, frames, not args.no_audio)
         talker.start()
         retrans = asyncio.create_task(_every(0.1, uac.retransmit))
-        for c in callers:
-            uac.invite(c)
-            await asyncio.sleep(1.0 / args.ramp)
-        up = await _until(lambda: all(c.state in ("up", "failed") for c in callers), 30.0)
+        all_up = await place_calls(uac, callers, args.ramp)
         await asyncio.sleep(args.settle)
-        meter = CpuMeter(box.pid)
-        profile = start_profile(box.pid, args.window, args.profile, f"ivr_pacing_{n}") if args.profile else None
-        t0 = time.time_ns()
-        await asyncio.sleep(args.window)
-        t1 = time.time_ns()
-        cpu = meter.stop()
-        rss = rss_mb(box.pid)
-        if profile is not None:
-            profile.wait()
-        for c in callers:
-            loop.call_later(args.dtmf_spread * c.index / n, talker.press, c)
-        await asyncio.sleep(args.dtmf_spread + 1.5)
-        for c in callers:
-            if c.state == "up":
-                uac.bye(c)
-                await asyncio.sleep(1.0 / args.ramp)
-        await _until(lambda: all(c.state in ("done", "failed") for c in callers), 15.0)
+        result = await measure_window(box, callers, args)
+        await press_and_hang_up(uac, talker, callers, args)
         retrans.cancel()
         transport.close()
-        result = pacing(callers, t0, t1)
-        result.update(cpu=cpu["cpu_pct"], kernel=cpu["kernel_share"], runq=cpu["runq_pct"],
-                      other=cpu["other_pct"], rss=rss, up=sum(c.answered for c in callers),
-                      all_up=up)
+        result.update(up=sum(c.answered for c in callers), all_up=all_up)
         return result
     finally:
         for c in callers:
             loop.remove_reader(c.rtp.fileno())
             c.rtp.close()
             c.rtcp.close()
+
+
+async def place_calls(uac: Uac, callers: list[Caller], ramp: float) -> bool:
+    """INVITE every caller at `ramp` calls/s; True once all are answered (or failed) within 30 s."""
+    for c in callers:
+        uac.invite(c)
+        await asyncio.sleep(1.0 / ramp)
+    return await _until(lambda: all(c.state in ("up", "failed") for c in callers), 30.0)
+
+
+async def measure_window(box: Box, callers: list[Caller], args: argparse.Namespace) -> dict:
+    """Box CPU and the pacing of its packets over --window seconds."""
+    meter = CpuMeter(box.pid)
+    name = f"ivr_pacing_{len(callers)}"
+    profile = start_profile(box.pid, args.window, args.profile, name) if args.profile else None
+    t0 = time.time_ns()
+    await asyncio.sleep(args.window)
+    t1 = time.time_ns()
+    cpu = meter.stop()
+    rss = rss_mb(box.pid)
+    if profile is not None:
+        profile.wait()
+    result = pacing(callers, t0, t1)
+    result.update(cpu=cpu["cpu_pct"], kernel=cpu["kernel_share"], runq=cpu["runq_pct"], other=cpu["other_pct"],
+                  rss=rss)
+    return result
+
+
+async def press_and_hang_up(uac: Uac, talker: Talker, callers: list[Caller], args: argparse.Namespace) -> None:
+    """Every caller sends the digit (spread over --dtmf-spread s), holds 1.5 s, then hangs up."""
+    loop = asyncio.get_running_loop()
+    for c in callers:
+        loop.call_later(args.dtmf_spread * c.index / len(callers), talker.press, c)
+    await asyncio.sleep(args.dtmf_spread + 1.5)
+    for c in callers:
+        if c.state == "up":
+            uac.bye(c)
+            await asyncio.sleep(1.0 / args.ramp)
+    await _until(lambda: all(c.state in ("done", "failed") for c in callers), 15.0)
 
 
 async def _every(seconds: float, action) -> None:  # type: ignore[no-untyped-def]
@@ -445,14 +467,15 @@ def one_run(n: int, args: argparse.Namespace, work: Path, greeting: bytes, menu:
     records = call_records(data_dir)
     result["heard"] = sum(pressed(r, "1") for r in records)
     result["records"] = len(records)
+    result["other_keys"] = sum(k != "1" for r in records for k in keys(r))
     result["skipped"] = sum(((r.get("extra") or {}).get("media") or {}).get("late_frames_skipped", 0)
                             for r in records)
     result["rss_idle"] = rss_idle
     print(f"  N={n} run {index + 1}: up {result['up']}/{n}, box CPU {result['cpu']:.1f} %, "
           f"mean interval {result['mean']:.3f} ms, |dev| p99 {result['dev_p99']:.2f} / max {result['dev_max']:.1f} ms, "
           f"late p99 {result['late_p99']:.2f} ms, missing {result['missing']}, skipped {result['skipped']}, "
-          f"DTMF heard {result['heard']}/{n}, runq {result['runq']:.2f} %, other core0 {result['other']:.1f} %",
-          flush=True)
+          f"DTMF heard {result['heard']}/{n}, other keys {result['other_keys']}, runq {result['runq']:.2f} %, "
+          f"other core0 {result['other']:.1f} %", flush=True)
     return result
 
 
@@ -495,11 +518,11 @@ def main() -> None:
         missed = [n - r["heard"] for r in runs]
         rows.append([n, f"{int(m['up'])}/{n}", m["cpu"], m["cpu"] / n, m["kernel"], m["mean"], m["dev_p50"],
                      m["dev_p99"], m["dev_max"], m["over_2ms"], m["late_p99"], m["late_max"], int(m["missing"]),
-                     int(m["skipped"]), f"{int(median(missed))}/{n} (max {max(missed)})", m["rss"], m["runq"],
-                     m["other"]])
+                     int(m["skipped"]), f"{int(median(missed))}/{n} (max {max(missed)})", int(m["other_keys"]),
+                     m["rss"], m["runq"], m["other"]])
     print(table(["callers", "up", "box CPU %", "CPU %/caller", "kernel %", "mean interval ms", "dev p50 ms",
                  "dev p99 ms", "dev max ms", "dev > 2 ms %", "late p99 ms", "late max ms", "missing pkts",
-                 "frames skipped", "DTMF missed", "RSS MB", "runq wait %", "other core0 %"], rows))
+                 "frames skipped", "DTMF missed", "false keys", "RSS MB", "runq wait %", "other core0 %"], rows))
 
 
 if __name__ == "__main__":
