@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from appliance.calls.ivr import IvrSession
-from appliance.calls.ivr_config import Action
+from appliance.calls.ivr_config import Action, IvrMenu
 from appliance.calls.router import Route
 from appliance.media.channel import MediaChannel
 from appliance.media.prompts import PromptError, PromptLibrary
@@ -47,13 +47,25 @@ class IvrDestination:
     def __call__(self, call: Call, route: Route) -> None:
         """Answer a call for menu route.number and start the menus once the caller ACKs."""
         name = route.number
-        if store_ivr.get_menu(self.db, name) is None:
+        menus = self._menu_cache()
+        if menus(name) is None:
             log.error("call %s: IVR menu %r does not exist", call.info.record_id, name)
             call.fail(480, "Temporarily Unavailable (no such IVR menu)", "failed")
             return
-        call.answer_locally(f"ivr:{name}", lambda choice: self._run(call, name, choice))
+        call.answer_locally(f"ivr:{name}", lambda choice: self._run(call, name, choice, menus))
 
-    def _run(self, call: Call, name: str, choice: MediaChoice) -> None:
+    def _menu_cache(self) -> Callable[[str], IvrMenu | None]:
+        """Menu lookup for one call: each menu read from the store once (a call sees one version)."""
+        seen: dict[str, IvrMenu | None] = {}
+
+        def lookup(name: str) -> IvrMenu | None:
+            if name not in seen:
+                seen[name] = store_ivr.get_menu(self.db, name)
+            return seen[name]
+
+        return lookup
+
+    def _run(self, call: Call, name: str, choice: MediaChoice, menus: Callable[[str], IvrMenu | None]) -> None:
         inband = self.dtmf_inband == "always" or (self.dtmf_inband == "auto" and choice.event_pt is None)
         host = CallHost(self, call)
         channel = MediaChannel(self.loop, call.relay, "a", choice.codec, choice.payload_type,
@@ -61,13 +73,13 @@ class IvrDestination:
         call.channel = channel
         host.channel = channel
         session = IvrSession(self.loop, host,
-                             menus=lambda menu: store_ivr.get_menu(self.db, menu),
+                             menus=menus,
                              hours=lambda hours: store_ivr.get_hours(self.db, hours),
                              extension_exists=lambda number: directory.get_extension(self.db, number) is not None,
                              extension_prefix=self._starts_longer_extension, now=self.now)
         host.session = session
         call.on_finish.append(session.close)
-        menu = store_ivr.get_menu(self.db, name)
+        menu = menus(name)
         if self.recording.wants(call.info, asked=bool(menu and menu.record)):
             recorder, relative = self.recording.open(call.info)
             channel.record(recorder)
@@ -134,6 +146,8 @@ class CallHost:
         """Ring an extension (or hand over to a queue) for the caller."""
         session = self.session
         assert session is not None
+        # Stored before anyone's phone rings: the screen pop shows how the caller got there.
+        self.owner.b2bua.calls.path(self.call.info, session.path, store=True)
         if action.kind == "queue":
             if self.owner.queue is None:
                 self.owner.loop.call_soon(session.transfer_failed, "queues are not available")

@@ -72,10 +72,11 @@ class CallLog:
         store_calls.set_answered_by(self.db, info.record_id, extension)
         self.bus.publish("call.connected", answered_by=extension, **info.event_data())
 
-    def path(self, info: CallInfo, path: list[dict]) -> None:
-        """Store the caller's way through the IVR so far (the screen pop shows it)."""
+    def path(self, info: CallInfo, path: list[dict], store: bool = False) -> None:
+        """Note the caller's way through the IVR; stored now if asked (before a phone rings), else at the end."""
         info.ivr_path = list(path)
-        store_calls.set_ivr_path(self.db, info.record_id, info.ivr_path)
+        if store:
+            store_calls.set_ivr_path(self.db, info.record_id, info.ivr_path)
 
     def recording(self, info: CallInfo, relative_path: str) -> None:
         """Point the call record at its recording."""
@@ -92,6 +93,8 @@ class CallLog:
         info.ended = True
         if info.answered:
             disposition = "answered"
+        if info.ivr_path:
+            store_calls.set_ivr_path(self.db, info.record_id, info.ivr_path)
         store_calls.finish_call(self.db, info.record_id, disposition, sip_status=sip_status, hangup_by=hangup_by)
         if info.extra:
             store_calls.update_extra(self.db, info.record_id, **info.extra)

@@ -63,11 +63,12 @@ class MediaChannel:
         self.event_pt = event_pt
         self._on_digit = on_digit
         self.sender = RtpSender()
-        self._pacer = FramePacer(loop, self._send_frame, on_skip=self._skipped)
+        self._clock = relay.clock
+        self._pacer = FramePacer(self._clock, self._send_frame, on_skip=self._skipped)
         self._receiver = DtmfReceiver()
         self._inband = GoertzelDetector() if inband else None
         self._jitter = JitterBuffer() if inband else None
-        self._listen_handle: asyncio.TimerHandle | None = None
+        self._listen_handle: Any = None
         self._listen_start = 0.0
         self._listen_ticks = 0
         self._last_sent_at: float | None = None  # loop time of the box's last own packet
@@ -257,7 +258,7 @@ class MediaChannel:
     def _start_listening(self) -> None:
         self._listen_start = self._loop.time()
         self._listen_ticks = 0
-        self._listen_handle = self._loop.call_at(self._listen_start, self._listen_tick)
+        self._listen_handle = self._clock.call_at(self._listen_start, self._listen_tick)
 
     def _stop_listening(self) -> None:
         if self._listen_handle is not None:
@@ -272,7 +273,7 @@ class MediaChannel:
             for digit in self._inband.feed(self.codec.decode(payload)):
                 self._digit(digit, "inband")
         self._listen_ticks += 1
-        self._listen_handle = self._loop.call_at(
+        self._listen_handle = self._clock.call_at(
             self._listen_start + self._listen_ticks * FRAME_INTERVAL, self._listen_tick)
 
     # --- RTCP ---------------------------------------------------------------------

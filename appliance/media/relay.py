@@ -7,6 +7,7 @@ import select
 import socket
 from typing import Callable, Literal
 
+from appliance.media.clock import MediaClock
 from appliance.media.ports import PortAllocator
 
 __all__ = ["Flow", "RelayLeg", "Relay", "MediaEngine", "TapCallback", "RewriteCallback", "BUFFER_SIZE"]
@@ -99,6 +100,11 @@ class Relay:
         a.rtcp.peer, b.rtcp.peer = b.rtcp, a.rtcp
         self.closed = False
 
+    @property
+    def clock(self) -> MediaClock:
+        """The engine's shared media clock."""
+        return self._engine.clock
+
     def leg(self, name: LegName) -> RelayLeg:
         """Return leg "a" or "b"."""
         if name == "a":
@@ -176,6 +182,7 @@ class MediaEngine:
     def __init__(self, loop: asyncio.AbstractEventLoop, allocator: PortAllocator) -> None:
         self._loop = loop
         self._allocator = allocator
+        self.clock = MediaClock(loop)  # paces every stream the box itself sends (prompts, tones)
         self._relays: set[Relay] = set()
         self._flows: dict[int, Flow] = {}
         # Shared by every socket: the loop is single-threaded and each packet is sent

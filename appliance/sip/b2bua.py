@@ -726,14 +726,14 @@ class B2BUA:
             log.error("cannot allocate media for %s: %s", info.record_id, exc)
             call.fail(503, "Service Unavailable (no media ports)", "failed")
             return call
+        if handler is not None:  # the destination answers or offers the SDP itself
+            handler(call, route)
+            return call
         try:
             body = call.offer_sdp_for_b()
         except sdp_mod.SdpError as exc:
             log.info("unacceptable SDP on %s: %s", info.record_id, exc)
             call.fail(488, None, "failed")
-            return call
-        if handler is not None:
-            handler(call, route)
             return call
         if route.kind == "extension":
             bindings = self.location.lookup(route.number)
