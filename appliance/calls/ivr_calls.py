@@ -24,6 +24,8 @@ __all__ = ["IvrDestination", "CallHost"]
 
 log = logging.getLogger("switchboard.ivr")
 
+CACHE_SECONDS = 2.0  # how long a menu read from the store is reused for new calls
+
 QueueHandler = Callable[[Call, str, Callable[[str], None]], None]
 """(call, queue name, on_failed(reason)): takes a caller the box answered into a queue."""
 
@@ -43,6 +45,8 @@ class IvrDestination:
         self.dtmf_inband = dtmf_inband
         self.now = now
         self.queue: QueueHandler | None = None  # the queue issue plugs in here
+        self._menus: dict[str, tuple[float, IvrMenu | None]] = {}
+        self._hours: dict[str, tuple[float, Any]] = {}
 
     def __call__(self, call: Call, route: Route) -> None:
         """Answer a call for menu route.number and start the menus once the caller ACKs."""
@@ -55,15 +59,28 @@ class IvrDestination:
         call.answer_locally(f"ivr:{name}", lambda choice: self._run(call, name, choice, menus))
 
     def _menu_cache(self) -> Callable[[str], IvrMenu | None]:
-        """Menu lookup for one call: each menu read from the store once (a call sees one version)."""
+        """Menu lookup for one call: each menu read once (a call sees one version of it)."""
         seen: dict[str, IvrMenu | None] = {}
 
         def lookup(name: str) -> IvrMenu | None:
             if name not in seen:
-                seen[name] = store_ivr.get_menu(self.db, name)
+                seen[name] = self._fresh(self._menus, name, store_ivr.get_menu)
             return seen[name]
 
         return lookup
+
+    def _fresh(self, cache: dict, name: str, load: Callable[[Any, str], Any]) -> Any:
+        """A menu or hours table from memory, re-read from the store once it is CACHE_SECONDS old.
+
+        Provisioning runs in another process; a short expiry lets its changes reach new calls
+        within seconds while a busy IVR does not parse the same JSON for every call.
+        """
+        now = self.loop.time()
+        hit = cache.get(name)
+        if hit is None or hit[0] <= now:
+            hit = (now + CACHE_SECONDS, load(self.db, name))
+            cache[name] = hit
+        return hit[1]
 
     def _run(self, call: Call, name: str, choice: MediaChoice, menus: Callable[[str], IvrMenu | None]) -> None:
         inband = self.dtmf_inband == "always" or (self.dtmf_inband == "auto" and choice.event_pt is None)
@@ -74,7 +91,7 @@ class IvrDestination:
         host.channel = channel
         session = IvrSession(self.loop, host,
                              menus=menus,
-                             hours=lambda hours: store_ivr.get_hours(self.db, hours),
+                             hours=lambda hours: self._fresh(self._hours, hours, store_ivr.get_hours),
                              extension_exists=lambda number: directory.get_extension(self.db, number) is not None,
                              extension_prefix=self._starts_longer_extension, now=self.now)
         host.session = session

@@ -30,7 +30,7 @@ DigitCallback = Callable[[str, str], Any]
 """(digit, how it came: "rfc4733", "info" or "inband")."""
 
 _EVENT_PAUSE = 0.1  # silence between two RFC 4733 digits we send
-_HEAD = struct.Struct("!BBHII")
+_TIMESTAMP = struct.Struct("!I")
 # Encoded prompt frames per (prompt, codec): prompts are shared by every call, encode once.
 _ENCODED: dict[tuple[int, str], tuple[Prompt, tuple[bytes, ...]]] = {}
 
@@ -152,9 +152,8 @@ class MediaChannel:
 
     def _transmit(self, packet: bytes) -> None:
         if self._relay.send(self._side, packet):
-            self._last_sent_at = self._loop.time()
-            timestamp = int.from_bytes(packet[4:8], "big")
-            self.tx.sent(timestamp, len(packet) - HEADER_SIZE, self._last_sent_at)
+            self._last_sent_at = now = self._loop.time()
+            self.tx.sent(_TIMESTAMP.unpack_from(packet, 4)[0], len(packet) - HEADER_SIZE, now)
 
     def _skipped(self, frames: int) -> None:
         """The pacer fell behind and skipped frames: keep the timestamp on real time."""
