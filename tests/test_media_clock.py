@@ -47,7 +47,7 @@ def test_cancelled_callbacks_do_not_run_and_errors_do_not_stop_the_tick() -> Non
 def test_deadlines_round_to_the_nearest_tick_and_work_added_to_a_running_tick_runs_in_it() -> None:
     loop = asyncio.new_event_loop()
     try:
-        clock = MediaClock(loop)
+        clock = MediaClock(loop, interval=0.02)
         order: list[str] = []
         base = loop.time() + 0.04
 
