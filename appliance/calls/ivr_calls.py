@@ -101,6 +101,8 @@ class IvrDestination:
             recorder, relative = self.recording.open(call.info)
             channel.record(recorder)
             self.b2bua.calls.recording(call.info, relative)
+        log.info("call %s: IVR %s answered (%s, DTMF %s)", call.info.record_id, name, choice.codec,
+                 "in band" if choice.event_pt is None else f"RFC 4733 pt {choice.event_pt}")
         session.start(name)
 
     def _starts_longer_extension(self, digits: str) -> bool:
