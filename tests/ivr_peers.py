@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
+
+from peers import RunningBox, free_media_port, free_port, register, start_sipp
 
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 PCAP_NAMES = {**{d: f"dtmf_2833_{d}.pcap" for d in "0123456789"}, "*": "dtmf_2833_star.pcap",
@@ -127,3 +130,37 @@ def seed_prompts(data_dir: Path) -> None:
     for wav in generated.glob("*.wav"):
         if not (target / wav.name).exists():
             shutil.copyfile(wav, target / wav.name)
+
+
+class Agents:
+    """Extensions played by SIPp uas processes: registered, answering, waited for."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, box: RunningBox, number: str, secret: str, scenario: Path | None = None) -> None:
+        """Register `number` from a SIPp uas: by default it answers and waits for BYE."""
+        port = free_port()
+        assert register(box, number, secret, port, self.workdir).returncode == 0
+        how = ["-sn", "uas"] if scenario is None else ["-sf", str(scenario)]
+        self.running[number] = start_sipp(*how, "-p", str(port), "-m", "1", "-mp", str(free_media_port()),
+                                          cwd=self.workdir)
+
+    def answered(self, number: str, timeout: float = 15.0) -> bool:
+        """Whether the uas for `number` ran its scenario to the end (took the call, saw it end)."""
+        proc = self.running[number]
+        try:
+            proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return False
+        return proc.returncode == 0
+
+    def stop(self) -> None:
+        """Kill whatever is still running."""
+        for proc in self.running.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
-import subprocess
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ivr_peers import ivr_caller
+from ivr_peers import Agents, ivr_caller
 from peers import (LOCALHOST, SCENARIOS, RunningBox, SipPhone, free_media_port, free_port, new_id, register, sdp_body,
                    sipp, start_sipp)
 
@@ -105,15 +104,11 @@ class Ivr:
         self.itsp_port = free_port()
         self.box: RunningBox = box_factory(provision(self.itsp_port, **options), *args)
         self.workdir = workdir
-        self.agents: dict[str, subprocess.Popen] = {}
+        self.agents = Agents(workdir)
 
     def agent(self, number: str, scenario: str | None = None) -> None:
         """Register `number` from a SIPp uas: by default it answers and waits for BYE."""
-        port = free_port()
-        assert register(self.box, number, SECRETS[number], port, self.workdir).returncode == 0
-        how = ["-sn", "uas"] if scenario is None else ["-sf", str(SCENARIOS / scenario)]
-        self.agents[number] = start_sipp(*how, "-p", str(port), "-m", "1", "-mp", str(free_media_port()),
-                                         cwd=self.workdir)
+        self.agents.start(self.box, number, SECRETS[number], SCENARIOS / scenario if scenario else None)
 
     def call(self, keys: str, **scenario) -> None:  # type: ignore[no-untyped-def]
         """Call in from the trunk and press keys; fail the test if SIPp does."""
@@ -125,24 +120,14 @@ class Ivr:
 
     def agent_answered(self, number: str) -> bool:
         """Whether the SIPp uas for `number` took a call and saw it end."""
-        proc = self.agents[number]
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            return False
-        return proc.returncode == 0
+        return self.agents.answered(number)
 
     def record(self) -> dict:
         [record] = self.box.wait_for_calls(1, timeout=20)
         return record
 
     def stop_agents(self) -> None:
-        for proc in self.agents.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        self.agents.stop()
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from peers import (LOCALHOST, RunningBox, SipPhone, free_media_port, free_port, new_id, register, sdp_body,
-                   start_baresip, start_sipp, wait_registered)
+from ivr_peers import Agents
+from peers import (LOCALHOST, RunningBox, SipPhone, free_port, new_id, sdp_body,
+                   start_baresip, wait_registered)
 
 # baresip, SIPp, sox and espeak-ng are installed by scripts/test; a missing one fails the tests.
 pytestmark = pytest.mark.peers
@@ -265,30 +266,17 @@ class Office:
             assert done.returncode == 0, done.stderr
         self.box: RunningBox = box_factory(provision(self.itsp_port))
         assert self.box.data_dir == data_dir
-        self.agents: dict[str, subprocess.Popen] = {}
+        self.agents = Agents(self.workdir)
 
     def agent(self, number: str) -> None:
         """Register `number` from a SIPp uas that answers and waits for BYE."""
-        port = free_port()
-        assert register(self.box, number, SECRETS[number], port, self.workdir).returncode == 0
-        self.agents[number] = start_sipp("-sn", "uas", "-p", str(port), "-m", "1", "-mp", str(free_media_port()),
-                                         cwd=self.workdir)
+        self.agents.start(self.box, number, SECRETS[number])
 
     def agent_answered(self, number: str) -> bool:
-        proc = self.agents[number]
-        try:
-            proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            return False
-        return proc.returncode == 0
+        return self.agents.answered(number)
 
     def stop_agents(self) -> None:
-        for proc in self.agents.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        self.agents.stop()
 
 
 @pytest.fixture
