@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from appliance.calls.hours import DAY_NAMES, BusinessHours, parse_day, parse_holiday, zone
 from appliance.calls.ivr_config import DTMF_KEYS, TARGET_KINDS, Action, IvrMenu
+from appliance.calls.queue_config import CALLBACK_KEYS, DESTINATION_KINDS, STRATEGIES, Member, QueueConfig
 from appliance.media import prompt_texts
 
 SETTINGS_FILE = "switchboard.toml"
@@ -378,6 +379,7 @@ class Provisioning:
     hours: list[BusinessHours] = field(default_factory=list)
     prompt_voice: str | None = None
     prompt_texts: dict[str, str] = field(default_factory=dict)
+    queues: list[QueueConfig] = field(default_factory=list)
 
 
 _EXTENSION_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
@@ -611,16 +613,20 @@ def _ivrs(where: _Where, value: Any, extensions: set[str]) -> list[IvrMenu]:
     return result
 
 
-def _check_target(where: _Where, action: Action, ivrs: set[str], extensions: set[str]) -> None:
+def _check_target(where: _Where, action: Action, ivrs: set[str], extensions: set[str], queues: set[str]) -> None:
     if action.kind == "ivr" and action.target not in ivrs:
         where.fail(f'no [[ivr]] named "{action.target}"')
+    if action.kind == "queue" and action.target not in queues:
+        where.fail(f'no [[queue]] named "{action.target}"')
     if action.kind == "extension" and action.target not in extensions:
         where.fail(f'no extension "{action.target}" in [[extensions]]')
 
 
-def _check_menu(at: _Where, menu: IvrMenu, ivrs: set[str], hours: set[str], extensions: set[str]) -> None:
+def _check_menu(
+    at: _Where, menu: IvrMenu, ivrs: set[str], hours: set[str], extensions: set[str], queues: set[str]
+) -> None:
     for key, action in menu.options.items():
-        _check_target(at / "options" / key, action, ivrs, extensions)
+        _check_target(at / "options" / key, action, ivrs, extensions, queues)
     # Neither is a key press: "repeat" or the menu itself would replay it to a silent caller forever.
     for key in ("fallback", "night"):
         action = getattr(menu, key)
@@ -630,11 +636,134 @@ def _check_menu(at: _Where, menu: IvrMenu, ivrs: set[str], hours: set[str], exte
             (at / key).fail('"repeat" is only a menu option; use hangup or a destination')
         if action.kind == "ivr" and action.target == menu.name:
             (at / key).fail(f'"ivr:{menu.name}" is this menu itself and would loop forever')
-        _check_target(at / key, action, ivrs, extensions)
+        _check_target(at / key, action, ivrs, extensions, queues)
     if menu.hours is not None and menu.hours not in hours:
         (at / "hours").fail(f'no [[hours]] named "{menu.hours}"')
     if menu.night is not None and menu.hours is None:
         (at / "night").fail("has no effect without hours (the menu is always open)")
+
+
+# --- queues ---
+
+
+def _announce_every(where: _Where, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value == 0 or 10 <= value <= 3600):
+        where.fail(f"expected 0 (never) or a number of seconds from 10 to 3600, got {_shown(value)}")
+    return float(value)
+
+
+def _destination(where: _Where, value: Any) -> Action:
+    """Where a queue sends a caller it cannot keep: hangup, callback, extension:N, ivr:NAME or queue:NAME."""
+    try:
+        action = Action.parse(value)
+    except ValueError as e:
+        where.fail(str(e))
+    if action.kind not in DESTINATION_KINDS:
+        where.fail(f'expected hangup, callback, extension:N, ivr:NAME or queue:NAME, got {_shown(value)}')
+    return action
+
+
+def _member(where: _Where, value: Any) -> Member:
+    """A member: "201", or { extension = "202", tier = 2 }."""
+    if isinstance(value, dict):
+        _check_keys(where, value, ("extension", "tier"), ("extension",))
+        extension = _extension_number(where / "extension", value["extension"])
+        tier = _int(1, 9)(where / "tier", value["tier"]) if "tier" in value else 1
+        return Member(extension, tier)
+    if not isinstance(value, str):
+        where.fail(f'expected an extension like "201" or a table like {{ extension = "202", tier = 2 }}, '
+                   f"got {_shown(value)}")
+    return Member(_extension_number(where, value))
+
+
+def _members(where: _Where, value: Any) -> tuple[Member, ...]:
+    if not isinstance(value, list):
+        where.fail(f'expected a list like ["201", {{ extension = "202", tier = 2 }}], got {_shown(value)}')
+    result: list[Member] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        member = _member(where / i, item)
+        if member.extension in seen:
+            (where / i).fail(f'duplicate member "{member.extension}" (also {where.path}[{seen[member.extension]}])')
+        seen[member.extension] = i
+        result.append(member)
+    return tuple(result)
+
+
+_QUEUE_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
+    "name": _name,
+    "number": _extension_number,
+    "strategy": _choice(STRATEGIES),
+    "members": _members,
+    "ring_timeout": _seconds(1, 300),
+    "wrapup": _seconds(0, 3600),
+    "max_wait": _seconds(10, 86400),
+    "max_length": _int(1, 1000),
+    "hold_music": _prompt(allow_empty=False),
+    "announce_every": _announce_every,
+    "announce_position": _bool,
+    "announce_wait": _bool,
+    "callback_key": _pattern(f"[{re.escape(CALLBACK_KEYS)}]?", f'one of {CALLBACK_KEYS} or "" for none'),
+    "callback_attempts": _int(1, 10),
+    "callback_retry": _seconds(5, 86400),
+    "service_level": _seconds(1, 3600),
+    "max_misses": _int(0, 100),
+    "vip_priority": _bool,
+    "vip_tier": _int(1, 9),
+    "hours": _name,
+    "closed": _destination,
+    "empty": _destination,
+    "timeout": _destination,
+    "full": _destination,
+}
+
+
+def _queues(where: _Where, value: Any, extensions: set[str], ivrs: list[IvrMenu]) -> list[QueueConfig]:
+    """Queues with names, numbers and members checked; destinations are checked once everything is parsed."""
+    ivr_numbers = {menu.number: i for i, menu in enumerate(ivrs) if menu.number is not None}
+    result: list[QueueConfig] = []
+    names: dict[str, int] = {}
+    numbers: dict[str, int] = {}
+    for i, table in enumerate(_table_list(where, value)):
+        at = where / i
+        values = _record(at, table, _QUEUE_KEYS, ("name",))
+        name = values["name"]
+        if name in names:
+            (at / "name").fail(f'duplicate queue "{name}" (also {where.path}[{names[name]}])')
+        names[name] = i
+        number = values.get("number")
+        if number is not None:
+            if number in extensions:
+                (at / "number").fail(f'"{number}" is already an extension number')
+            if number in ivr_numbers:
+                (at / "number").fail(f'"{number}" is already used by ivr[{ivr_numbers[number]}]')
+            if number in numbers:
+                (at / "number").fail(f'"{number}" is already used by {where.path}[{numbers[number]}]')
+            numbers[number] = i
+        for j, item in enumerate(table.get("members", [])):
+            if values["members"][j].extension not in extensions:
+                spot = at / "members" / j
+                (spot / "extension" if isinstance(item, dict) else spot).fail(
+                    f'no extension "{values["members"][j].extension}" in [[extensions]]'
+                )
+        for key in ("closed", "empty", "timeout", "full"):
+            action = values.get(key)
+            if action is not None and action.kind == "queue" and action.target == name:
+                (at / key).fail(f'"queue:{name}" is this queue itself and would loop forever')
+        try:
+            result.append(QueueConfig(**values))
+        except ValueError as e:  # everything is checked above; this is a safety net
+            at.fail(str(e))
+    return result
+
+
+def _check_queue(
+    at: _Where, queue: QueueConfig, ivrs: set[str], hours: set[str], extensions: set[str], queues: set[str]
+) -> None:
+    for key in ("closed", "empty", "timeout", "full"):
+        _check_target(at / key, getattr(queue, key), ivrs, extensions, queues)
+    if queue.hours is not None and queue.hours not in hours:
+        (at / "hours").fail(f'no [[hours]] named "{queue.hours}"')
 
 
 def _prompts(where: _Where, table: Any) -> tuple[str | None, dict[str, str]]:
@@ -656,7 +785,9 @@ def load_provisioning(path: Path) -> Provisioning:
     """Parse and validate a provisioning TOML file."""
     where = _Where(str(path))
     doc = _check_keys(
-        where, _read_toml(Path(path)), ("extensions", "trunks", "security", "box", "hours", "ivr", "prompts")
+        where,
+        _read_toml(Path(path)),
+        ("extensions", "trunks", "security", "box", "hours", "ivr", "queue", "prompts"),
     )
     security = _record(where / "security", doc.get("security", {}), {"allow_international": _bool}, ())
     box, _ = _box_values(where / "box", doc.get("box", {}))
@@ -665,13 +796,20 @@ def load_provisioning(path: Path) -> Provisioning:
     hours = _hours(where / "hours", doc.get("hours", []))
     numbers = {ext.number for ext in extensions}
     ivrs = _ivrs(where / "ivr", doc.get("ivr", []), numbers)
+    queues = _queues(where / "queue", doc.get("queue", []), numbers, ivrs)
     ivr_names = {menu.name for menu in ivrs}
+    hour_names = {h.name for h in hours}
+    queue_names = {queue.name for queue in queues}
     for i, menu in enumerate(ivrs):
-        _check_menu(where / "ivr" / i, menu, ivr_names, {h.name for h in hours}, numbers)
+        _check_menu(where / "ivr" / i, menu, ivr_names, hour_names, numbers, queue_names)
+    for i, queue in enumerate(queues):
+        _check_queue(where / "queue" / i, queue, ivr_names, hour_names, numbers, queue_names)
     for i, trunk in enumerate(trunks):
         kind, _, target = (trunk.inbound or "").partition(":")
         if kind == "ivr" and target not in ivr_names:
             (where / "trunks" / i / "inbound").fail(f'no [[ivr]] named "{target}"')
+        if kind == "queue" and target not in queue_names:
+            (where / "trunks" / i / "inbound").fail(f'no [[queue]] named "{target}"')
     voice, texts = _prompts(where / "prompts", doc.get("prompts", {}))
     return Provisioning(
         extensions=extensions,
@@ -682,4 +820,5 @@ def load_provisioning(path: Path) -> Provisioning:
         hours=hours,
         prompt_voice=voice,
         prompt_texts=texts,
+        queues=queues,
     )

@@ -57,6 +57,10 @@ name = "closed"
 greeting = ""
 menu = "closed"
 
+[[queue]]
+name = "sales"
+members = ["201", "202"]
+
 [prompts]
 voice = "en-gb"
 greeting = "Welcome to Acme."
@@ -232,7 +236,7 @@ def test_dial_by_extension_allows_option_keys_that_prefix_extensions(tmp_path):
         (MENU + 'number = "201"\n', 'ivr[0].number: "201" is already an extension number'),
         (MENU + 'number = "500"\n' + MENU.replace("main", "other") + 'number = "500"\n',
          'ivr[1].number: "500" is already used by ivr[0]'),
-        (MENU + 'greeting = "hello"\n', 'ivr[0].greeting: expected a prompt name (callback_confirmed'),
+        (MENU + 'greeting = "hello"\n', 'ivr[0].greeting: expected a prompt name (agent_logged_in'),
         (MENU + 'greeting = "hello"\n', 'or "" for none, got "hello"'),
         (MENU + 'menu = ""\n', 'ivr[0].menu: expected a prompt name'),
         (MENU + "menu = 1\n", "ivr[0].menu: expected a prompt name"),
@@ -278,7 +282,7 @@ def test_dial_by_extension_allows_option_keys_that_prefix_extensions(tmp_path):
         # [prompts]
         ('[prompts]\nvoice = "en gb"\n', 'prompts.voice: expected an espeak-ng voice name such as "en"'),
         ('[prompts]\nvoice = ""\n', "prompts.voice: expected an espeak-ng voice name"),
-        ('[prompts]\ngreting = "Hi"\n', "prompts.greting: unknown key (expected one of voice, callback_confirmed"),
+        ('[prompts]\ngreting = "Hi"\n', "prompts.greting: unknown key (expected one of voice, agent_logged_in"),
         ('[prompts]\nhold_music = "la la"\n', "prompts.hold_music: unknown key"),
         ('[prompts]\ngreeting = ""\n', "prompts.greeting: expected a non-empty string"),
         ('[prompts]\ngreeting = 5\n', "prompts.greeting: expected a non-empty string"),

@@ -151,7 +151,8 @@ def test_toml_error_reports_line(tmp_path):
 def test_inbound_accepts_targets(tmp_path):
     prov = load_provisioning(_write(tmp_path, TRUNK.replace('"201"', '"ivr:main"') + '[[ivr]]\nname = "main"\n'))
     assert prov.trunks[0].inbound == "ivr:main"
-    prov = load_provisioning(_write(tmp_path, TRUNK.replace('"201"', '"queue:sales"')))
+    prov = load_provisioning(_write(tmp_path, TRUNK.replace('"201"', '"queue:sales"')
+                                    + '[[queue]]\nname = "sales"\n'))
     assert prov.trunks[0].inbound == "queue:sales"
 
 
@@ -177,6 +178,7 @@ def test_apply_twice_is_unchanged(tmp_path, db):
         "trunks": {"added": 1, "updated": 0, "removed": 0, "unchanged": 0},
         "ivr": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
         "hours": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
+        "queues": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
     }
     second = apply_provisioning(db, load_provisioning(tmp_path / "provision.toml"), "switchboard")
     assert second == {
@@ -184,6 +186,7 @@ def test_apply_twice_is_unchanged(tmp_path, db):
         "trunks": {"added": 0, "updated": 0, "removed": 0, "unchanged": 1},
         "ivr": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
         "hours": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
+        "queues": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
     }
 
 
@@ -215,6 +218,7 @@ def test_apply_detects_changes_and_removals(tmp_path, db):
         "trunks": {"added": 0, "updated": 1, "removed": 0, "unchanged": 0},
         "ivr": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
         "hours": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
+        "queues": {"added": 0, "updated": 0, "removed": 0, "unchanged": 0},
     }
     assert [e["number"] for e in directory.list_extensions(db)] == ["201", "203", "299"]
     assert directory.get_extension(db, "201")["name"] == "Ann Smith"
@@ -258,6 +262,8 @@ def test_apply_is_all_or_nothing(tmp_path, db, monkeypatch):
 # --- IVR menus, business hours and prompts ---
 
 IVR_FILE = EXAMPLE + """
+[[queue]]
+name = "support"
 [[hours]]
 name = "office"
 timezone = "Europe/Paris"

@@ -51,7 +51,7 @@ def test_migration_3_from_a_version_2_database_keeps_everything(tmp_path, monkey
     monkeypatch.undo()
 
     db = open_database(path)
-    assert migrations.schema_version(db) == 3 == len(migrations.MIGRATIONS)
+    assert migrations.schema_version(db) == len(migrations.MIGRATIONS) >= 3
     assert directory.get_extension(db, "201")["name"] == "Ann"
     assert directory.get_setting(db, "nonce_secret") == "abc"
     record = calls.get_call(db, call_id)
@@ -72,6 +72,8 @@ def test_new_schema(db):
     assert set(db["callbacks"].columns_dict) == {
         "id", "number", "name", "queue", "source", "call_id", "requested_at", "position_at", "due_at",
         "state", "attempts", "last_attempt_at", "outcome", "updated_at",
+        # added for the queue's callback runs (migration 4)
+        "line", "next_attempt_at", "last_status", "agent", "record_id",
     }
     assert {"ivr_path", "recording"} <= set(db["calls"].columns_dict)
 

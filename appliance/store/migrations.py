@@ -147,10 +147,92 @@ def _m003_ivr(db: Database) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN recording TEXT")  # path relative to the data folder
 
 
+def _m004_queues(db: Database) -> None:
+    """Queues, agent logins and pauses, queue statistics, customers, and callback attempts."""
+    # Stored whole as JSON (QueueConfig.to_dict), like ivr_menus; number is a lookup copy.
+    db.execute(
+        """
+        CREATE TABLE queues (
+            name TEXT PRIMARY KEY,
+            number TEXT UNIQUE,
+            definition TEXT NOT NULL,
+            source TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE agent_logins (
+            extension TEXT,
+            queue TEXT,
+            logged_in_at TEXT,
+            PRIMARY KEY (extension, queue)
+        )
+        """
+    )
+    db.execute("CREATE TABLE agent_pauses (extension TEXT PRIMARY KEY, reason TEXT, paused_at TEXT)")
+    # Times in the two statistics tables are epoch seconds (REAL), not ISO text: waits, talk
+    # times and service levels are arithmetic on them, done in SQL.
+    db.execute(
+        """
+        CREATE TABLE queue_entries (
+            id TEXT PRIMARY KEY,
+            queue TEXT NOT NULL,
+            call_id TEXT,
+            number TEXT,
+            name TEXT,
+            vip INTEGER NOT NULL DEFAULT 0,
+            entered_at REAL NOT NULL,
+            answered_at REAL,
+            left_at REAL,
+            ended_at REAL,
+            outcome TEXT,
+            agent TEXT,
+            callback_id TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_queue_entries_queue_entered ON queue_entries(queue, entered_at)")
+    db.execute(
+        """
+        CREATE TABLE queue_offers (
+            id INTEGER PRIMARY KEY,
+            queue TEXT NOT NULL,
+            entry_id TEXT,
+            callback_id TEXT,
+            agent TEXT NOT NULL,
+            rang_at REAL NOT NULL,
+            ended_at REAL,
+            outcome TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_queue_offers_agent_rang ON queue_offers(agent, rang_at)")
+    db.execute("CREATE INDEX idx_queue_offers_queue_rang ON queue_offers(queue, rang_at)")
+    # Interim: phone -> segment for VIP routing, until the CRM issue brings real customers.
+    db.execute(
+        """
+        CREATE TABLE customers (
+            id INTEGER PRIMARY KEY,
+            phone TEXT NOT NULL UNIQUE,
+            name TEXT,
+            segment TEXT NOT NULL DEFAULT 'new',
+            created_at TEXT
+        )
+        """
+    )
+    db.execute("ALTER TABLE callbacks ADD COLUMN line TEXT")  # trunk name, or "extension"
+    db.execute("ALTER TABLE callbacks ADD COLUMN next_attempt_at TEXT")
+    db.execute("ALTER TABLE callbacks ADD COLUMN last_status TEXT")
+    db.execute("ALTER TABLE callbacks ADD COLUMN agent TEXT")
+    db.execute("ALTER TABLE callbacks ADD COLUMN record_id TEXT")
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m001_initial,
     _m002_registrations,
     _m003_ivr,
+    _m004_queues,
 ]
 
 

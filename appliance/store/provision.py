@@ -16,6 +16,7 @@ from appliance.store.directory import (
     upsert_trunk,
 )
 from appliance.store.ivr import delete_hours, delete_menu, save_hours, save_menu
+from appliance.store.queues import delete_queue, save_queue
 
 SOURCE = "provision"
 ALLOW_INTERNATIONAL = "security.allow_international"
@@ -33,7 +34,13 @@ def apply_provisioning(db: Database, prov: Provisioning, realm: str) -> dict:
     Rows created elsewhere (source other than "provision") are left alone unless the
     file names them, in which case the file takes them over.
     """
-    summary = {"extensions": _counts(), "trunks": _counts(), "ivr": _counts(), "hours": _counts()}
+    summary = {
+        "extensions": _counts(),
+        "trunks": _counts(),
+        "ivr": _counts(),
+        "hours": _counts(),
+        "queues": _counts(),
+    }
     with transaction(db):
         for ext in prov.extensions:
             status = upsert_extension(
@@ -80,6 +87,16 @@ def apply_provisioning(db: Database, prov: Provisioning, realm: str) -> dict:
         db.execute("UPDATE ivr_menus SET number = NULL WHERE source = ?", [SOURCE])
         for menu in prov.ivrs:
             summary["ivr"][save_menu(db, menu, SOURCE)] += 1
+
+        # Same order as menus, so queue numbers can move and swap too.
+        keep = {queue.name for queue in prov.queues}
+        for row in list(db.query("SELECT name FROM queues WHERE source = ?", [SOURCE])):
+            if row["name"] not in keep:
+                delete_queue(db, row["name"])
+                summary["queues"]["removed"] += 1
+        db.execute("UPDATE queues SET number = NULL WHERE source = ?", [SOURCE])
+        for queue in prov.queues:
+            summary["queues"][save_queue(db, queue, SOURCE)] += 1
 
         set_setting(db, ALLOW_INTERNATIONAL, prov.security.allow_international)
         set_setting(db, PROMPT_VOICE, prov.prompt_voice)
