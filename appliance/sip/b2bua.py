@@ -82,7 +82,139 @@ class Fork:
     auth_tried: bool = False
 
 
-class Call:
+class UacCall:
+    """What a call that places INVITEs shares: forks, digest retry on trunks, CANCEL, ACK and BYE."""
+
+    b2bua: B2BUA
+    info: CallInfo
+    state: str                # "ended" once over
+    forks: list[Fork]
+    dialog_keys: set[tuple[str, str]]
+
+    def on_request(self, txn: ServerTransaction, leg: Leg) -> None:
+        """A request inside one leg's dialog."""
+        raise NotImplementedError
+
+    def _index(self, key: tuple[str, str], leg: Leg | None) -> None:
+        """Let in-dialog requests with this Call-ID and tag find the call (and leg)."""
+        self.b2bua.dialogs[key] = (self, leg)
+        self.dialog_keys.add(key)
+
+    def _send_forks(self, targets: list[tuple[str, Peer, str, TrunkPeer | None]], body: bytes, max_forwards: int,
+                    addresses: Callable[[str, TrunkPeer | None], tuple[str, str]]) -> None:
+        """INVITE every target in one new Call-ID; addresses(label, trunk) gives the From and To."""
+        call_id = new_tag() + new_tag()
+        from_tag = new_tag()
+        for ruri, dest, label, trunk in targets:
+            from_uri, to_uri = addresses(label, trunk)
+            dialog = Dialog(call_id=call_id, local_tag=from_tag, local_uri=from_uri, remote_uri=to_uri,
+                            peer=dest, remote_target=ruri, local_cseq=1)
+            request = self._fork_invite(dialog, dest, body, max_forwards)
+            fork = Fork(request, dest, label, dialog)
+            self.forks.append(fork)
+            self._index(dialog.key, None)
+            fork.txn = self.b2bua.layer.send_request(request, dest,
+                                                     lambda r, f=fork, t=trunk: self.on_fork_response(f, r, t))
+
+    def _fork_invite(self, dialog: Dialog, dest: Peer, body: bytes, max_forwards: int) -> Request:
+        b2bua = self.b2bua
+        request = dialog.request("INVITE", b2bua.endpoint.via(dest.transport, b2bua.layer.new_branch()),
+                                 b2bua.endpoint.contact("switchboard", dest.transport), body,
+                                 cseq=dialog.local_cseq)
+        request.set_header("Max-Forwards", str(max(max_forwards, 0)))
+        request.add_header("Allow", ALLOW)
+        return request
+
+    def on_fork_response(self, fork: Fork, response: Response, trunk: TrunkPeer | None) -> None:
+        """Handle a response to one of our INVITEs."""
+        status = response.status
+        if status < 200:
+            self._fork_provisional(fork, response)
+        elif status < 300:
+            self._fork_answered(fork, response)
+        elif status in (401, 407) and trunk is not None and not fork.auth_tried and trunk.secret:
+            self._retry_with_auth(fork, response, trunk)
+        else:
+            fork.final = status
+            self._fork_failed()
+
+    def _fork_provisional(self, fork: Fork, response: Response) -> None:
+        raise NotImplementedError
+
+    def _fork_answered(self, fork: Fork, response: Response) -> None:
+        raise NotImplementedError
+
+    def _fork_failed(self) -> None:
+        """A fork got a final failure: once none rings any more, the attempt has failed."""
+        raise NotImplementedError
+
+    def _is_current(self, fork: Fork) -> bool:
+        """Whether a fork belongs to the attempt now ringing (not one the box already gave up)."""
+        return any(f is fork for f in self.forks)
+
+    def _ack_fork(self, fork: Fork, body: bytes = b"") -> None:
+        """ACK a fork's 2xx (a new transaction, sent end to end)."""
+        transport = fork.dest.transport
+        ack = fork.dialog.request("ACK", self.b2bua.endpoint.via(transport, self.b2bua.layer.new_branch()),
+                                  self.b2bua.endpoint.contact("switchboard", transport), body,
+                                  cseq=fork.request.cseq[0])
+        self.b2bua.layer.send_ack(ack, self._dest(fork.dialog))
+
+    def _retry_with_auth(self, fork: Fork, response: Response, trunk: TrunkPeer) -> None:
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        challenge = response.header(header)
+        if challenge is None:
+            fork.final = response.status
+            self._fork_failed()
+            return
+        try:
+            credentials = build_authorization(challenge, "INVITE", fork.request.uri,
+                                              trunk.username or "", trunk.secret or "")
+        except ValueError as exc:
+            log.warning("trunk %s: cannot answer challenge: %s", trunk.name, exc)
+            fork.final = response.status
+            self._fork_failed()
+            return
+        fork.auth_tried = True
+        fork.dialog.local_cseq += 1
+        request = self._fork_invite(fork.dialog, fork.dest, fork.request.body,
+                                    int(fork.request.header("Max-Forwards") or 70))
+        request.set_header("Authorization" if response.status == 401 else "Proxy-Authorization", credentials)
+        fork.request = request
+        fork.provisional = False
+        fork.txn = self.b2bua.layer.send_request(request, fork.dest,
+                                                 lambda r: self.on_fork_response(fork, r, trunk))
+
+    def _cancel_fork(self, fork: Fork) -> None:
+        if fork.provisional:
+            self._send_cancel(fork)
+        else:
+            fork.cancel_pending = True
+
+    def _send_cancel(self, fork: Fork) -> None:
+        fork.cancel_pending = False
+        invite = fork.request
+        headers = [["Via", invite.header_lines("Via")[0]], ["Max-Forwards", "70"],
+                   ["From", invite.header("From") or ""], ["To", invite.header("To") or ""],
+                   ["Call-ID", invite.call_id], ["CSeq", f"{invite.cseq[0]} CANCEL"]]
+        headers += [["Route", r] for r in invite.header_lines("Route")]
+        self.b2bua.layer.send_request(Request("CANCEL", invite.uri, headers), fork.dest, lambda r: None)
+        txn = fork.txn
+        if txn is not None:  # RFC 3261 §9.1: no final answer 64*T1 after the CANCEL ends the INVITE anyway
+            self.b2bua.loop.call_later(64 * T1, lambda: txn.state in ("calling", "proceeding") and txn.terminate())
+
+    def _send_bye(self, leg: Leg) -> None:
+        dialog = leg.dialog
+        transport = dialog.peer.transport
+        request = dialog.request("BYE", self.b2bua.endpoint.via(transport, self.b2bua.layer.new_branch()),
+                                 self.b2bua.endpoint.contact("switchboard", transport))
+        self.b2bua.layer.send_request(request, self._dest(dialog), lambda r: None)
+
+    def _dest(self, dialog: Dialog) -> Peer:
+        return dialog.peer
+
+
+class Call(UacCall):
     """A bridged call: state machine of the A leg, the forks, the winning B leg and the relay."""
 
     def __init__(self, b2bua: "B2BUA", txn: ServerTransaction, info: CallInfo) -> None:
@@ -118,11 +250,6 @@ class Call:
         self._on_transfer_answered: Callable[[str], None] | None = None
         self.on_finish: list[Callable[[], None]] = []
         self.relay_recording: RelayRecording | None = None
-
-    def _index(self, key: tuple[str, str], leg: Leg | None) -> None:
-        """Let in-dialog requests with this Call-ID and tag find the call (and leg)."""
-        self.b2bua.dialogs[key] = (self, leg)
-        self.dialog_keys.add(key)
 
     # --- setting up -------------------------------------------------------
     def offer_sdp_for_b(self) -> bytes | None:
@@ -179,7 +306,7 @@ class Call:
 
     def transfer(self, targets: list[tuple[str, Peer, str, TrunkPeer | None]],
                  on_ringing: Callable[[str], None], on_answered: Callable[[str], None],
-                 on_failed: Callable[[int], None]) -> None:
+                 on_failed: Callable[[int], None], timeout: float | None = None) -> None:
         """Ring targets for a caller the box has answered; on answer the two are bridged."""
         channel = self.channel
         if not self.box_answered or channel is None or self.state != "answered" or self.b is not None:
@@ -194,65 +321,44 @@ class Call:
                                      codecs=(channel.codec.name,),
                                      event_pt=channel.event_pt or sdp_local.DEFAULT_EVENT_PT,
                                      payload_types={channel.codec.name: channel.payload_type})
-        self.ring(targets, body)
+        self.ring(targets, body, timeout)
 
-    def ring(self, targets: list[tuple[str, Peer, str, TrunkPeer | None]], body: bytes) -> None:
+    def cancel_transfer(self) -> None:
+        """Stop ringing a transfer without failing it: the caller stays with the box, media untouched."""
+        if not self.box_answered or self.state != "ringing":
+            return
+        self._cancel_ring_timer()
+        for fork in self.forks:
+            if fork.final == 0:
+                self._cancel_fork(fork)
+        self.state = "answered"  # so a 2xx that crosses the CANCEL is ACKed and BYEd as too late
+
+    def ring(self, targets: list[tuple[str, Peer, str, TrunkPeer | None]], body: bytes,
+             timeout: float | None = None) -> None:
         """Send an INVITE to every target: (request URI, where to send, label, trunk)."""
         b2bua = self.b2bua
-        caller = self.invite.request
-        call_id = new_tag() + new_tag()
-        from_tag = new_tag()
-        max_forwards = int(caller.header("Max-Forwards") or 70) - 1
-        for ruri, dest, label, trunk in targets:
-            if trunk is not None:
-                user = trunk.username or self.info.from_number
-                from_uri = f"{quote(self.info.from_name)} <sip:{user}@{trunk.domain}>" if self.info.from_name \
-                    else f"<sip:{user}@{trunk.domain}>"
-                to_uri = f"<sip:{self.info.to_number}@{trunk.domain}>"
-            else:
-                host = b2bua.endpoint.host
-                name = f"{quote(self.info.from_name)} " if self.info.from_name else ""
-                from_uri = f"{name}<sip:{self.info.from_number}@{host}>"
-                to_uri = f"<sip:{label}@{host}>"
-            dialog = Dialog(call_id=call_id, local_tag=from_tag, local_uri=from_uri, remote_uri=to_uri,
-                            peer=dest, remote_target=ruri, local_cseq=1)
-            request = self._fork_invite(dialog, dest, body, max_forwards)
-            fork = Fork(request, dest, label, dialog)
-            self.forks.append(fork)
-            self._index(dialog.key, None)
-            fork.txn = b2bua.layer.send_request(request, dest, lambda r, f=fork, t=trunk: self.on_fork_response(f, r, t))
-        self.state = "ringing"
-        self.ring_timer = b2bua.loop.call_later(b2bua.ring_timeout(), self.ring_timeout)
+        info = self.info
 
-    def _fork_invite(self, dialog: Dialog, dest: Peer, body: bytes, max_forwards: int) -> Request:
-        b2bua = self.b2bua
-        request = dialog.request("INVITE", b2bua.endpoint.via(dest.transport, b2bua.layer.new_branch()),
-                                 b2bua.endpoint.contact("switchboard", dest.transport), body,
-                                 cseq=dialog.local_cseq)
-        request.set_header("Max-Forwards", str(max(max_forwards, 0)))
-        request.add_header("Allow", ALLOW)
-        return request
+        def addresses(label: str, trunk: TrunkPeer | None) -> tuple[str, str]:
+            name = f"{quote(info.from_name)} " if info.from_name else ""
+            if trunk is not None:
+                return (f"{name}<sip:{trunk.username or info.from_number}@{trunk.domain}>",
+                        f"<sip:{info.to_number}@{trunk.domain}>")
+            host = b2bua.endpoint.host
+            return f"{name}<sip:{info.from_number}@{host}>", f"<sip:{label}@{host}>"
+
+        self._send_forks(targets, body, int(self.invite.request.header("Max-Forwards") or 70) - 1, addresses)
+        self.state = "ringing"
+        self.ring_timer = b2bua.loop.call_later(b2bua.ring_timeout() if timeout is None else timeout,
+                                                self.ring_timeout)
 
     # --- responses from the forks -----------------------------------------
-    def on_fork_response(self, fork: Fork, response: Response, trunk: TrunkPeer | None) -> None:
-        """Handle a response to one of our INVITEs."""
-        status = response.status
-        if status < 200:
-            self._fork_provisional(fork, response)
-        elif status < 300:
-            self._fork_answered(fork, response)
-        elif status in (401, 407) and trunk is not None and not fork.auth_tried and trunk.secret:
-            self._retry_with_auth(fork, response, trunk)
-        else:
-            fork.final = status
-            self._fork_failed()
-
     def _fork_provisional(self, fork: Fork, response: Response) -> None:
         fork.provisional = True
         if fork.cancel_pending:
             self._send_cancel(fork)
             return
-        if self.state != "ringing" or response.status == 100:
+        if self.state != "ringing" or response.status == 100 or not self._is_current(fork):
             return
         fork.dialog.remote_tag = response.to.tag or fork.dialog.remote_tag
         if self.box_answered:
@@ -288,7 +394,7 @@ class Call:
             if self.held_ack is not fork:
                 self._ack_fork(fork)  # a retransmitted 2xx: ACK it again
             return
-        if self.b is not None or self.state != "ringing":  # a second fork answered too late
+        if self.b is not None or self.state != "ringing" or not self._is_current(fork):  # answered too late
             self._ack_fork(fork)
             self._send_bye(Leg(dialog, "b", fork.label))
             return
@@ -346,14 +452,6 @@ class Call:
         if self._on_transfer_answered is not None:
             self._on_transfer_answered(fork.label)
 
-    def _ack_fork(self, fork: Fork, body: bytes = b"") -> None:
-        """ACK a fork's 2xx (a new transaction, sent end to end)."""
-        transport = fork.dest.transport
-        ack = fork.dialog.request("ACK", self.b2bua.endpoint.via(transport, self.b2bua.layer.new_branch()),
-                                  self.b2bua.endpoint.contact("switchboard", transport), body,
-                                  cseq=fork.request.cseq[0])
-        self.b2bua.layer.send_ack(ack, self._dest(fork.dialog))
-
     def caller_acked(self, request: Request) -> None:
         """The caller's ACK for our 200: with a late offer it carries the answer for the callee."""
         self.caller_confirmed = True
@@ -388,39 +486,10 @@ class Call:
         if not body:
             self.hangup(None)  # no answer to the callee's offer: the session cannot work
 
-    def _retry_with_auth(self, fork: Fork, response: Response, trunk: TrunkPeer) -> None:
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        challenge = response.header(header)
-        if challenge is None:
-            fork.final = response.status
-            self._fork_failed()
-            return
-        try:
-            credentials = build_authorization(challenge, "INVITE", fork.request.uri,
-                                              trunk.username or "", trunk.secret or "")
-        except ValueError as exc:
-            log.warning("trunk %s: cannot answer challenge: %s", trunk.name, exc)
-            fork.final = response.status
-            self._fork_failed()
-            return
-        fork.auth_tried = True
-        fork.dialog.local_cseq += 1
-        request = self._fork_invite(fork.dialog, fork.dest, fork.request.body,
-                                    int(fork.request.header("Max-Forwards") or 70))
-        request.set_header("Authorization" if response.status == 401 else "Proxy-Authorization", credentials)
-        fork.request = request
-        fork.provisional = False
-        fork.txn = self.b2bua.layer.send_request(request, fork.dest,
-                                                 lambda r: self.on_fork_response(fork, r, trunk))
-
     def _fork_failed(self) -> None:
         if self.state != "ringing" or any(f.final == 0 for f in self.forks):
             return
-        statuses = [f.final for f in self.forks]
-        status = 486 if 486 in statuses or 600 in statuses else min(statuses, key=_failure_rank)
-        if self.timed_out:
-            status = 480
-        self.fail(status)
+        self.fail(480 if self.timed_out else final_status(self.forks))
 
     def _transfer_failed(self, status: int) -> None:
         """Nobody took a transfer: the caller stays with the box."""
@@ -461,24 +530,6 @@ class Call:
         self.invite.respond(487, to_tag=self.a.dialog.local_tag)
         self.finish("cancelled", 487, self.info.from_number)
 
-    def _cancel_fork(self, fork: Fork) -> None:
-        if fork.provisional:
-            self._send_cancel(fork)
-        else:
-            fork.cancel_pending = True
-
-    def _send_cancel(self, fork: Fork) -> None:
-        fork.cancel_pending = False
-        invite = fork.request
-        headers = [["Via", invite.header_lines("Via")[0]], ["Max-Forwards", "70"],
-                   ["From", invite.header("From") or ""], ["To", invite.header("To") or ""],
-                   ["Call-ID", invite.call_id], ["CSeq", f"{invite.cseq[0]} CANCEL"]]
-        headers += [["Route", r] for r in invite.header_lines("Route")]
-        self.b2bua.layer.send_request(Request("CANCEL", invite.uri, headers), fork.dest, lambda r: None)
-        txn = fork.txn
-        if txn is not None:  # RFC 3261 §9.1: no final answer 64*T1 after the CANCEL ends the INVITE anyway
-            self.b2bua.loop.call_later(64 * T1, lambda: txn.state in ("calling", "proceeding") and txn.terminate())
-
     def hangup(self, by: Leg | None, status: int | None = None) -> None:
         """End an answered call: BYE the other side(s)."""
         if self.state == "ended":
@@ -495,13 +546,6 @@ class Call:
             else:
                 self._send_bye(leg)
         self.finish("answered", status, by.label if by else "box")
-
-    def _send_bye(self, leg: Leg) -> None:
-        dialog = leg.dialog
-        transport = dialog.peer.transport
-        request = dialog.request("BYE", self.b2bua.endpoint.via(transport, self.b2bua.layer.new_branch()),
-                                 self.b2bua.endpoint.contact("switchboard", transport))
-        self.b2bua.layer.send_request(request, self._dest(dialog), lambda r: None)
 
     def finish(self, disposition: str, status: int | None, hangup_by: str | None) -> None:
         """Release everything and write the record."""
@@ -674,8 +718,11 @@ class Call:
 
         self.b2bua.layer.send_request(request, self._dest(dialog), relay_answer)
 
-    def _dest(self, dialog: Dialog) -> Peer:
-        return dialog.peer
+
+def final_status(forks: list[Fork]) -> int:
+    """The one status for forks that all failed: busy wins, then RFC 3261 §16.7's order."""
+    statuses = [f.final for f in forks]
+    return 486 if 486 in statuses or 600 in statuses else min(statuses, key=_failure_rank)
 
 
 def _failure_rank(status: int) -> int:
@@ -701,8 +748,9 @@ class B2BUA:
         self.calls = calls
         self.media = media
         self.ring_timeout = ring_timeout
-        self.dialogs: dict[tuple[str, str], tuple[Call, Leg | None]] = {}
-        self.active: dict[str, Call] = {}
+        # Calls the box places itself (OutboundCall) live here too: they have info, state, dialog_keys.
+        self.dialogs: dict[tuple[str, str], tuple[UacCall, Leg | None]] = {}
+        self.active: dict[str, UacCall] = {}
         self.by_invite: dict[int, Call] = {}
         # Route kinds the B2BUA does not handle itself: "ivr" (and "queue" in a later issue).
         self.destinations: dict[str, Callable[[Call, Route], None]] = {}
@@ -747,7 +795,7 @@ class B2BUA:
         call.ring(targets, body or b"")
         return call
 
-    def find(self, request: Request) -> tuple[Call, Leg | None] | None:
+    def find(self, request: Request) -> tuple[UacCall, Leg | None] | None:
         """The call and leg an in-dialog request belongs to."""
         return self.dialogs.get((request.call_id, request.to.tag or ""))
 
@@ -775,7 +823,7 @@ class B2BUA:
     def on_ack(self, request: Request, peer: Peer) -> None:
         """ACK for a 2xx we sent: completes a late-offer exchange; otherwise nothing to forward."""
         found = self.find(request)
-        if found is not None and found[1] is found[0].a:
+        if found is not None and isinstance(found[0], Call) and found[1] is found[0].a:
             found[0].caller_acked(request)
 
     def on_ack_timeout(self, txn: ServerTransaction) -> None:
@@ -807,12 +855,13 @@ class B2BUA:
                                      self.endpoint.contact("switchboard", peer.transport), cseq=response.cseq[0])
             self.layer.send_ack(ack, leg.dialog.peer)
 
-    def forget(self, call: Call) -> None:
+    def forget(self, call: UacCall) -> None:
         """Drop a finished call from the indexes (after a grace period for late messages)."""
         self.active.pop(call.info.record_id, None)
 
         def drop() -> None:
-            self.by_invite.pop(id(call.invite), None)
+            if isinstance(call, Call):
+                self.by_invite.pop(id(call.invite), None)
             for key in call.dialog_keys:
                 if self.dialogs.get(key, (None,))[0] is call:
                     del self.dialogs[key]

@@ -12,7 +12,7 @@ from sqlite_utils import Database
 
 from appliance.store.db import db_lock, from_iso, to_iso, transaction
 
-DIRECTIONS = ("internal", "inbound", "outbound")
+DIRECTIONS = ("internal", "inbound", "outbound", "callback")
 DISPOSITIONS = ("answered", "busy", "no-answer", "cancelled", "failed")
 
 
