@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from appliance.media import prompt_texts
+from appliance.media.hold_music import default_hold_music
 from appliance.media.prompts import (
-    FRAME_SAMPLES, RATE, Prompt, PromptError, PromptLibrary, espeak, frames, load_wav, save_wav,
+    FRAME_SAMPLES, RATE, SPOKEN_MEMORY, Prompt, PromptError, PromptLibrary, digits_for_speech, espeak, frames,
+    join, load_wav, save_wav,
 )
 
 
@@ -176,15 +178,49 @@ def test_library_set_replaces_and_validates(tmp_path: Path) -> None:
     assert not list((tmp_path / "prompts").glob(".*tmp"))  # no temp files left behind
 
 
-def test_library_hold_music_loops_and_has_no_spoken_default(tmp_path: Path) -> None:
-    lib = PromptLibrary(tmp_path, generator=fake_generator([]), defaults=None)
-    with pytest.raises(PromptError, match="prompt set hold_music"):
-        lib.get("hold_music")
+def test_library_hold_music_defaults_to_the_built_in_music(tmp_path: Path) -> None:
+    calls: list = []
+    lib = PromptLibrary(tmp_path, generator=fake_generator(calls), defaults=None)
+    music = lib.get("hold_music")
+    assert music.loop and music.pcm == default_hold_music() and calls == []
+    assert lib.cached("hold_music") and lib.get("hold_music") is music
+    assert not (tmp_path / "hold_music.wav").exists()  # the default is not stored as the owner's
     assert lib.set("hold_music", write_wav(tmp_path / "m.wav", tone(8000, 0.1), 8000)).loop
-    assert lib.get("hold_music").loop
+    assert lib.get("hold_music").loop and abs(lib.get("hold_music").duration - 0.1) < 0.01
+    # The owner's recording also wins in a new library (next boot).
+    assert abs(PromptLibrary(tmp_path, generator=fake_generator(calls), defaults=None)
+               .get("hold_music").duration - 0.1) < 0.01
     assert lib.get("greeting").looped().loop and not lib.get("greeting").loop
     with pytest.raises(PromptError, match="unknown prompt"):
         lib.get("nonsense")
+
+
+def test_library_shipped_hold_music_beats_the_built_in(tmp_path: Path) -> None:
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    write_wav(shipped / "hold_music.wav", tone(8000, 0.4), 8000)
+    lib = PromptLibrary(tmp_path / "p", generator=fake_generator([]), defaults=shipped)
+    assert abs(lib.get("hold_music").duration - 0.4) < 0.01
+
+
+def test_library_broken_owner_hold_music_is_an_error_not_the_default(tmp_path: Path) -> None:
+    (tmp_path / "hold_music.wav").write_text("not audio")
+    lib = PromptLibrary(tmp_path, generator=fake_generator([]), defaults=None)
+    with pytest.raises(PromptError, match="not a PCM WAV"):
+        lib.get("hold_music")
+
+
+def test_preload_prepares_hold_music_after_the_spoken_prompts(tmp_path: Path) -> None:
+    calls: list = []
+    lib = PromptLibrary(tmp_path, generator=fake_generator(calls), defaults=None)
+    lib.preload()
+    assert all(lib.cached(name) for name in prompt_texts.NAMES)
+    assert len(calls) == len(prompt_texts.TEXTS)
+    (tmp_path / "hold_music.wav").write_text("broken")
+    fresh = PromptLibrary(tmp_path, generator=fake_generator(calls), defaults=None)
+    with pytest.raises(PromptError, match="hold_music"):
+        fresh.preload()
+    assert all(fresh.cached(name) for name in prompt_texts.TEXTS)
 
 
 def test_library_texts_override_the_defaults(tmp_path: Path) -> None:
@@ -237,9 +273,152 @@ def test_library_texts_must_name_spoken_prompts(tmp_path: Path) -> None:
 
 def test_every_default_text_exists() -> None:
     wanted = {"greeting", "menu", "invalid", "no_input", "unavailable", "goodbye", "closed", "queue_position",
-              "expected_wait", "callback_offer", "callback_confirmed"}
+              "expected_wait", "minutes", "callback_offer", "callback_number", "callback_confirm", "callback_enter",
+              "callback_confirmed", "queue_full", "queue_timeout", "agent_logged_in", "agent_logged_out",
+              "agent_paused", "agent_unpaused"}
     assert set(prompt_texts.TEXTS) == wanted
-    assert all(t.strip() for t in prompt_texts.TEXTS.values())
+    assert prompt_texts.NAMES == wanted | {"hold_music"}
+    assert all(t.strip() and t == t.strip() for t in prompt_texts.TEXTS.values())
+
+
+def test_callback_offer_leaves_the_key_to_the_queue() -> None:
+    offer = prompt_texts.TEXTS["callback_offer"]
+    assert offer.endswith("press") and not any(ch.isdigit() for ch in offer)
+    assert "call you back" in offer
+
+
+@pytest.mark.parametrize("name", ["callback_number", "callback_confirm", "callback_enter", "queue_full",
+                                  "queue_timeout", "minutes", "agent_logged_in", "agent_logged_out",
+                                  "agent_paused", "agent_unpaused"])
+def test_new_prompts_are_spoken_and_settable(tmp_path: Path, name: str) -> None:
+    calls: list = []
+    lib = PromptLibrary(tmp_path / "p", generator=fake_generator(calls), defaults=None)
+    assert not lib.get(name).loop and calls == [(prompt_texts.TEXTS[name], "en")]
+    own = lib.set(name, write_wav(tmp_path / "own.wav", tone(16000, 0.7), 16000))
+    assert lib.get(name) is own and abs(own.duration - 0.7) < 0.01
+    assert (tmp_path / "p" / f"{name}.wav").is_file()
+    reworded = PromptLibrary(tmp_path / "q", generator=fake_generator(calls), defaults=None,
+                             texts={name: "New words."})
+    reworded.get(name)
+    assert calls[-1] == ("New words.", "en")
+
+
+def test_speak_renders_once_and_caches_on_disk_and_in_memory(tmp_path: Path) -> None:
+    calls: list = []
+    lib = PromptLibrary(tmp_path, voice="en-gb", generator=fake_generator(calls), defaults=None)
+    assert not lib.spoken_cached("4")
+    p = lib.speak("4")
+    assert calls == [("4", "en-gb")]
+    assert p.name == "spoken" and not p.loop and abs(p.duration - 0.3) < 0.01
+    assert all(len(f) == FRAME_SAMPLES * 2 for f in p.frames) and b"".join(p.frames)[: len(p.pcm)] == p.pcm
+    assert lib.spoken_cached("4") and lib.speak("4") is p and len(calls) == 1
+    path = lib.spoken_path("4")
+    assert path.parent == tmp_path / "generated" / "spoken" and len(path.stem) == 16
+    with wave.open(str(path)) as w:  # cached already converted
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+    # Next boot: from disk, not rendered again, and not in memory until asked for.
+    again = PromptLibrary(tmp_path, voice="en-gb", generator=fake_generator(calls), defaults=None)
+    assert not again.spoken_cached("4")
+    assert again.speak("4").pcm == p.pcm and len(calls) == 1
+    assert again.spoken_cached("4")
+
+
+def test_speak_is_keyed_by_voice_and_text(tmp_path: Path) -> None:
+    calls: list = []
+    gb = PromptLibrary(tmp_path, voice="en-gb", generator=fake_generator(calls), defaults=None)
+    de = PromptLibrary(tmp_path, voice="de", generator=fake_generator(calls), defaults=None)
+    paths = {gb.spoken_path("4"), gb.spoken_path("5"), de.spoken_path("4")}
+    assert len(paths) == 3
+    gb.speak("4")
+    gb.speak("5")
+    de.speak("4")
+    assert calls == [("4", "en-gb"), ("5", "en-gb"), ("4", "de")]
+    assert all(path.is_file() for path in paths)
+    # A prompt's own rendering and speaking its words are separate caches: no clash.
+    assert gb.spoken_path(prompt_texts.TEXTS["minutes"]) != gb.generated_path("minutes")
+
+
+def test_speak_memory_is_a_bounded_lru(tmp_path: Path) -> None:
+    calls: list = []
+    lib = PromptLibrary(tmp_path, generator=fake_generator(calls), defaults=None)
+    first = lib.speak("0")
+    for n in range(1, SPOKEN_MEMORY):
+        lib.speak(str(n))
+    assert lib.spoken_cached("0")
+    assert lib.speak("0") is first  # used again: now the most recent
+    lib.speak("one more")
+    assert lib.spoken_cached("0") and not lib.spoken_cached("1")  # the least recently used went
+    assert lib.speak("1").pcm == first.pcm and len(calls) == SPOKEN_MEMORY + 1  # back from disk
+    assert not lib.spoken_cached("2")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "nothing to speak"),
+    ("   ", "nothing to speak"),
+    ("1" * 201, "longer than 200"),
+    ("one\ntwo", "control characters"),
+    ("tab\there", "control characters"),
+    ("bell\x07", "control characters"),
+])
+def test_speak_rejects_bad_text(tmp_path: Path, text: str, message: str) -> None:
+    calls: list = []
+    lib = PromptLibrary(tmp_path, generator=fake_generator(calls), defaults=None)
+    with pytest.raises(ValueError, match=message):
+        lib.speak(text)
+    assert calls == [] and not (tmp_path / "generated").exists()
+
+
+def test_speak_accepts_200_characters_and_leading_dashes(tmp_path: Path) -> None:
+    calls: list = []
+    lib = PromptLibrary(tmp_path, generator=fake_generator(calls), defaults=None)
+    lib.speak("2" * 200)
+    lib.speak("--help")
+    assert calls == [("2" * 200, "en"), ("--help", "en")]
+
+
+def test_speak_generator_failure_caches_nothing(tmp_path: Path) -> None:
+    def broken(text: str, voice: str, out: Path) -> None:
+        raise PromptError("espeak-ng failed")
+    lib = PromptLibrary(tmp_path, generator=broken, defaults=None)
+    with pytest.raises(PromptError):
+        lib.speak("4")
+    assert not lib.spoken_cached("4") and not lib.spoken_path("4").exists()
+
+
+def test_join_concatenates_and_reframes() -> None:
+    a = struct.pack("<3h", 1, 2, 3)  # not a whole frame: join must not keep its padding
+    b = struct.pack("<200h", *range(200))
+    pa = Prompt("a", a, tuple(frames(a)))
+    pb = Prompt("b", b, tuple(frames(b)), loop=True)
+    joined = join("announcement", [pa, pb, pa])
+    assert joined.name == "announcement" and not joined.loop
+    assert joined.pcm == a + b + a
+    assert list(joined.frames) == frames(a + b + a) and len(joined.frames) == 2
+    assert join("empty", []).frames == ()
+
+
+def test_join_builds_a_queue_announcement(tmp_path: Path) -> None:
+    lib = PromptLibrary(tmp_path, generator=fake_generator([]), defaults=None)
+    parts = [lib.get("queue_position"), lib.speak("3"), lib.get("expected_wait"), lib.speak("4"), lib.get("minutes")]
+    joined = join("announcement", parts)
+    assert abs(joined.duration - sum(p.duration for p in parts)) < 1e-9
+
+
+@pytest.mark.parametrize("number,spoken", [
+    ("+44 7700", "plus 4 4 7 7 0 0"),
+    ("0712345678", "0 7 1 2 3 4 5 6 7 8"),
+    ("(0712) 34-56.78", "0 7 1 2 3 4 5 6 7 8"),
+    ("*45#", "star 4 5 hash"),
+    ("7", "7"),
+])
+def test_digits_for_speech(number: str, spoken: str) -> None:
+    assert digits_for_speech(number) == spoken
+
+
+@pytest.mark.parametrize("number", ["", "+", " - ", "anonymous", "0712x", "\u0663\u0664"])
+def test_digits_for_speech_rejects_non_numbers(number: str) -> None:
+    with pytest.raises(ValueError):
+        digits_for_speech(number)
 
 
 def test_missing_espeak_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,6 +440,14 @@ def test_real_espeak_generates_speech(tmp_path: Path) -> None:
     assert 0.5 < p.duration < 5
     assert max(abs(x) for x in samples_of(p.pcm)) > 1000  # not silence
     assert lib.generated_path("greeting").is_file()
+
+
+def test_real_espeak_speaks_digits(tmp_path: Path) -> None:
+    lib = PromptLibrary(tmp_path / "prompts", defaults=None)
+    short, long = lib.speak("4"), lib.speak(digits_for_speech("+44 7700 900123"))
+    assert 0.2 < short.duration < long.duration < 10
+    assert max(abs(x) for x in samples_of(long.pcm)) > 1000  # not silence
+    assert lib.spoken_path("4").is_file()
 
 
 def test_save_wav_roundtrip(tmp_path: Path) -> None:

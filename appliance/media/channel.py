@@ -6,6 +6,7 @@ import logging
 import random
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,7 +33,9 @@ DigitCallback = Callable[[str, str], Any]
 _EVENT_PAUSE = 0.1  # silence between two RFC 4733 digits we send
 _TIMESTAMP = struct.Struct("!I")
 # Encoded prompt frames per (prompt, codec): prompts are shared by every call, encode once.
-_ENCODED: dict[tuple[int, str], tuple[Prompt, tuple[bytes, ...]]] = {}
+# Bounded, because queue announcements and callback whispers are prompts made per call.
+_ENCODED: OrderedDict[tuple[int, str], tuple[Prompt, tuple[bytes, ...]]] = OrderedDict()
+ENCODED_CACHE_SIZE = 256
 
 
 def encoded_frames(prompt: Prompt, codec: Codec) -> tuple[bytes, ...]:
@@ -42,6 +45,10 @@ def encoded_frames(prompt: Prompt, codec: Codec) -> tuple[bytes, ...]:
     if hit is None or hit[0] is not prompt:
         hit = (prompt, tuple(codec.encode(frame) for frame in prompt.frames))
         _ENCODED[key] = hit
+        if len(_ENCODED) > ENCODED_CACHE_SIZE:
+            _ENCODED.popitem(last=False)
+    else:
+        _ENCODED.move_to_end(key)
     return hit[1]
 
 
@@ -87,6 +94,10 @@ class MediaChannel:
         self.digits_heard = 0
         relay.tap(side, self._on_rtp, self._on_rtcp)
         self._schedule_rtcp()
+
+    def set_digit_handler(self, on_digit: DigitCallback) -> None:
+        """Send the digits heard from now on to on_digit (the IVR hands the caller to a queue)."""
+        self._on_digit = on_digit
 
     # --- what the caller hears ------------------------------------------------
     @property

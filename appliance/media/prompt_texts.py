@@ -14,18 +14,28 @@ TEXTS: dict[str, str] = {
         "Thank you for calling. Our office is currently closed. "
         "Please call again during our business hours."
     ),
-    # Lead-ins: the IVR follows these with the number itself.
+    # Lead-ins: the IVR or queue follows these with a number or a key, spoken on the fly.
     "queue_position": "All of our team members are helping other callers. Your position in the queue is",
     "expected_wait": "Your expected wait time is about",
-    "callback_offer": (
-        "To keep your place in line and have us call you back, press 1. "
-        "To keep holding, stay on the line."
+    "minutes": "minutes",
+    "callback_offer": "To keep your place in line and have us call you back, press",
+    "callback_number": "We will call you back on",
+    "callback_confirm": (
+        "If this number is right, press 1. "
+        "To give another number, type it now and finish with the hash key."
     ),
+    "callback_enter": "Please type the number we should call you back on, then press the hash key.",
     "callback_confirmed": "Thank you. We will call you back as soon as someone is available. Goodbye.",
+    "queue_full": "Sorry, all of our lines are busy right now.",
+    "queue_timeout": "Sorry for the long wait.",
+    "agent_logged_in": "You are logged in to your queues.",
+    "agent_logged_out": "You are logged out of your queues.",
+    "agent_paused": "You are paused.",
+    "agent_unpaused": "You are available again.",
 }
 
-# Prompts that repeat until stopped. Music has no spoken default: the owner supplies it
-# (licensing), with `switchboard prompt set hold_music FILE.wav`.
+# Prompts that repeat until stopped. Music has no spoken default: until the owner sets their own
+# (`switchboard prompt set hold_music FILE.wav`), the box plays hold_music.default_hold_music().
 LOOPED: frozenset[str] = frozenset({"hold_music"})
 
 NAMES: frozenset[str] = frozenset(TEXTS) | LOOPED

@@ -6,9 +6,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import wave
 import warnings
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,11 +20,12 @@ with warnings.catch_warnings():
     import audioop
 
 from appliance.media import prompt_texts
+from appliance.media.hold_music import default_hold_music
 
 __all__ = [
-    "RATE", "WIDTH", "FRAME_SAMPLES", "MAX_SECONDS", "DEFAULTS_DIR",
+    "RATE", "WIDTH", "FRAME_SAMPLES", "MAX_SECONDS", "DEFAULTS_DIR", "MAX_SPOKEN_CHARS", "SPOKEN_MEMORY",
     "PromptError", "Prompt", "PromptLibrary", "Generator",
-    "load_wav", "save_wav", "frames", "espeak",
+    "load_wav", "save_wav", "frames", "espeak", "join", "digits_for_speech",
 ]
 
 RATE = 8000  # what the phone leg carries (G.711)
@@ -32,6 +35,10 @@ MAX_SECONDS = 900  # a prompt longer than this is a mistake, and would sit in RA
 # Prebuilt prompts shipped with the package (a recorded voice); absent in a source checkout.
 DEFAULTS_DIR = Path(__file__).with_name("default_prompts")
 ESPEAK_TIMEOUT = 30.0
+MAX_SPOKEN_CHARS = 200  # speak() is for numbers and short phrases, not paragraphs
+SPOKEN_MEMORY = 256  # speak() renderings kept in memory (a few seconds of PCM each)
+_SAID = {"+": "plus", "*": "star", "#": "hash"}
+_SEPARATORS = frozenset(" -.()/")
 
 Generator = Callable[[str, str, Path], None]
 """(text, voice, out_path): write a WAV file speaking text."""
@@ -124,6 +131,27 @@ def frames(pcm: bytes, samples: int = FRAME_SAMPLES) -> list[bytes]:
     return out
 
 
+def join(name: str, prompts: Sequence[Prompt]) -> Prompt:
+    """One prompt playing prompts back to back (their PCM joined, then framed again)."""
+    pcm = b"".join(p.pcm for p in prompts)
+    return Prompt(name, pcm, tuple(frames(pcm)))
+
+
+def digits_for_speech(number: str) -> str:
+    """A phone number as text espeak-ng says digit by digit: "+44 7700" -> "plus 4 4 7 7 0 0"."""
+    words = []
+    for ch in number:
+        if "0" <= ch <= "9":
+            words.append(ch)
+        elif ch in _SAID:
+            words.append(_SAID[ch])
+        elif ch not in _SEPARATORS:
+            raise ValueError(f"not a phone number: {number!r}")
+    if not any(w.isdigit() for w in words):
+        raise ValueError(f"no digits to say in {number!r}")
+    return " ".join(words)
+
+
 def espeak(text: str, voice: str, out: Path) -> None:
     """Speak text into a WAV file with espeak-ng."""
     exe = shutil.which("espeak-ng")
@@ -143,7 +171,7 @@ def espeak(text: str, voice: str, out: Path) -> None:
 
 
 class PromptLibrary:
-    """Finds, converts and caches prompts: the owner's recording, else shipped, else espeak-ng."""
+    """Finds, converts and caches prompts: the owner's recording, else shipped, else espeak-ng (or default music)."""
 
     def __init__(self, directory: Path, voice: str = "en", generator: Generator = espeak,
                  defaults: Path | None = DEFAULTS_DIR, texts: Mapping[str, str] | None = None) -> None:
@@ -158,6 +186,8 @@ class PromptLibrary:
         self._generator = generator
         self._defaults = defaults
         self._cache: dict[str, Prompt] = {}
+        self._spoken: OrderedDict[str, Prompt] = OrderedDict()  # text -> rendering, least recent first
+        self._spoken_lock = threading.Lock()  # speak() runs on worker threads, spoken_cached() on the loop
 
     def cached(self, name: str) -> bool:
         """Whether get(name) returns at once (already converted in memory)."""
@@ -167,10 +197,40 @@ class PromptLibrary:
         """The prompt called name, converted once and then served from memory."""
         prompt = self._cache.get(name)
         if prompt is None:
-            pcm = load_wav(self._find(_known(name)))
+            pcm = self._load(_known(name))
             prompt = Prompt(name, pcm, tuple(frames(pcm)), loop=name in prompt_texts.LOOPED)
             self._cache[name] = prompt
         return prompt
+
+    def spoken_cached(self, text: str) -> bool:
+        """Whether speak(text) returns at once (already rendered in memory)."""
+        with self._spoken_lock:
+            return text in self._spoken
+
+    def speak(self, text: str) -> Prompt:
+        """Short dynamic text (a number, a whisper) spoken in the library's voice; cached on disk and in memory."""
+        with self._spoken_lock:
+            prompt = self._spoken.get(text)
+            if prompt is not None:
+                self._spoken.move_to_end(text)
+                return prompt
+        _check_spoken(text)
+        path = self.spoken_path(text)
+        if not path.is_file():
+            self._render(text, path)
+        pcm = load_wav(path)
+        prompt = Prompt("spoken", pcm, tuple(frames(pcm)))
+        with self._spoken_lock:
+            self._spoken[text] = prompt
+            self._spoken.move_to_end(text)
+            while len(self._spoken) > SPOKEN_MEMORY:
+                self._spoken.popitem(last=False)
+        return prompt
+
+    def spoken_path(self, text: str) -> Path:
+        """Where speak(text) is cached on disk, keyed by voice and text."""
+        digest = hashlib.sha256(f"{self.voice}\0{text}".encode()).hexdigest()[:16]
+        return self.directory / "generated" / "spoken" / f"{digest}.wav"
 
     def set(self, name: str, wav_path: Path | str) -> Prompt:
         """Validate a WAV, store it converted as the owner's version of name and use it from now on."""
@@ -182,8 +242,9 @@ class PromptLibrary:
         return prompt
 
     def preload(self, names: frozenset[str] | set[str] | None = None) -> None:
-        """Load (generating if need be) every spoken prompt now, not on a caller's first use."""
-        for name in sorted(names if names is not None else self.texts):
+        """Load (generating if need be) every spoken prompt and the hold music now, not on a caller's first use."""
+        # Spoken prompts first: a broken hold music recording must not leave them unprepared.
+        for name in sorted(names) if names is not None else [*sorted(self.texts), *sorted(prompt_texts.LOOPED)]:
             self.get(name)
 
     def generated_path(self, name: str) -> Path:
@@ -192,29 +253,41 @@ class PromptLibrary:
         digest = hashlib.sha256(f"{self.voice}\0{text}".encode()).hexdigest()[:12]
         return self.directory / "generated" / f"{name}-{digest}.wav"
 
-    def _find(self, name: str) -> Path:
-        """The WAV to load for name, generating it when nothing else exists."""
+    def _load(self, name: str) -> bytes:
+        """The 8 kHz PCM for name: the owner's recording, else shipped, else the default music or espeak-ng."""
         own = self.directory / f"{name}.wav"
         if own.is_file():
-            return own
+            return load_wav(own)
         # A shipped recording speaks the default words, so new words from the owner win over it.
         shipped = None if self._defaults is None else self._defaults / f"{name}.wav"
         if shipped is not None and name not in self._reworded and shipped.is_file():
-            return shipped
+            return load_wav(shipped)
+        if name == "hold_music":
+            return default_hold_music()
         if name not in self.texts:
             raise PromptError(f'no "{name}" prompt: set one with `switchboard prompt set {name} FILE.wav`')
         cached = self.generated_path(name)
         if not cached.is_file():
-            self._generate(name, cached)
-        return cached
+            self._render(self.texts[name], cached)
+        return load_wav(cached)
 
-    def _generate(self, name: str, cached: Path) -> None:
-        """Render name's text and cache it already converted to 8 kHz."""
+    def _render(self, text: str, cached: Path) -> None:
+        """Speak text with the generator and cache it already converted to 8 kHz."""
         cached.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:
             raw = Path(tmp) / "tts.wav"
-            self._generator(self.texts[name], self.voice, raw)
+            self._generator(text, self.voice, raw)
             save_wav(cached, load_wav(raw))
+
+
+def _check_spoken(text: str) -> None:
+    """Raise ValueError unless text is short, plain, printable and not blank."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("nothing to speak")
+    if len(text) > MAX_SPOKEN_CHARS:
+        raise ValueError(f"text to speak is longer than {MAX_SPOKEN_CHARS} characters")
+    if not text.isprintable():
+        raise ValueError(f"text to speak has control characters: {text!r}")
 
 
 def _known(name: str) -> str:
