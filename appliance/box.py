@@ -13,6 +13,8 @@ from pathlib import Path
 from .api import BoxApi
 from .bus import EventBus
 from .calls.ivr_calls import IvrDestination
+from .calls.queue_service import QueueService
+from .control import SOCKET_NAME, ControlServer
 from .calls.records import CallLog
 from .calls.recording import RecordingPolicy
 from .calls.router import DialPlan, DialPlanPolicy
@@ -34,6 +36,7 @@ from .sip.uri import UriError, parse_sip_uri
 from .store import calls as store_calls
 from .store import directory, registrations
 from .store import ivr as store_ivr
+from .store import queues as store_queues
 from .store.db import Checkpointer, open_database, transaction
 from .store.provision import ALLOW_INTERNATIONAL, apply_provisioning
 
@@ -115,9 +118,15 @@ class Box:
         self.ivr = IvrDestination(loop, self.b2bua, db, self.prompts, self.b2bua.recording,
                                   ringback_region=s.ringback, dtmf_inband=s.dtmf_inband)
         self.b2bua.destinations["ivr"] = self.ivr
+        self.queues = QueueService(loop, self.b2bua, db, self.prompts, self.bus, self.call_log, self.ivr,
+                                   trunk_by_name=self._trunk_by_name, ringback_region=s.ringback,
+                                   dtmf_inband=s.dtmf_inband)
+        self.b2bua.destinations["queue"] = self.queues
+        self.b2bua.destinations["feature"] = self.queues.feature
+        self.ivr.queue = self.queues.join
         dial_plan = DialPlan(lambda number: directory.get_extension(db, number),
                              lambda: directory.list_trunks(db), self._dial_policy,
-                             ivr_by_number=self._ivr_by_number)
+                             ivr_by_number=self._ivr_by_number, queue_by_number=self._queue_by_number)
         self.core = SipCore(authenticator=auth, bans=self.bans, registrar=registrar, b2bua=self.b2bua,
                             dial_plan=dial_plan, call_log=self.call_log, bus=self.bus,
                             extension=lambda number: directory.get_extension(db, number),
@@ -132,6 +141,9 @@ class Box:
                                  keepalive=s.trunk_keepalive)
             self.trunks[row["name"]] = client
             await client.start()
+        self.queues.start()  # after the trunks: callbacks may dial out at once
+        self.control = ControlServer(s.data_dir / SOCKET_NAME, self._control)
+        await self.control.start()
         self.api = BoxApi(self)
         self.web = None
         if s.http_port:
@@ -159,6 +171,10 @@ class Box:
         """Un-register trunks, close sockets and the store."""
         if getattr(self, "web", None) is not None:
             self.web.stop()
+        if getattr(self, "control", None) is not None:
+            await self.control.stop()
+        if getattr(self, "queues", None) is not None:
+            self.queues.stop()
         for client in self.trunks.values():
             client.stop()
         await asyncio.sleep(0.05)  # let un-REGISTERs leave
@@ -182,6 +198,17 @@ class Box:
             self.prompts.preload()
         except PromptError as exc:
             log.error("cannot prepare the voice prompts: %s", exc)
+
+    def _queue_by_number(self, number: str) -> str | None:
+        queue = store_queues.queue_by_number(self.db, number)
+        return queue.name if queue is not None else None
+
+    def _control(self, command: str, args: dict) -> dict:
+        """A command from `switchboard` on the control socket."""
+        if command == "reload":
+            self.queues.reload()
+            return {}
+        return self.queues.control(command, args)
 
     def _ivr_by_number(self, number: str) -> str | None:
         menu = store_ivr.menu_by_number(self.db, number)

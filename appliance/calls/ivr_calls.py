@@ -10,6 +10,7 @@ from typing import Any
 from appliance.calls.ivr import IvrSession
 from appliance.calls.ivr_config import Action, IvrMenu
 from appliance.calls.router import Route
+from appliance.calls.answering import open_channel
 from appliance.media.channel import MediaChannel
 from appliance.media.prompts import PromptError, PromptLibrary
 from appliance.calls.recording import RecordingPolicy
@@ -26,8 +27,8 @@ log = logging.getLogger("switchboard.ivr")
 
 CACHE_SECONDS = 2.0  # how long a menu read from the store is reused for new calls
 
-QueueHandler = Callable[[Call, str, Callable[[str], None]], None]
-"""(call, queue name, on_failed(reason)): takes a caller the box answered into a queue."""
+QueueHandler = Callable[[Call, str], "str | None"]
+"""(call, queue name) -> None when the queue took the caller for good, else why it could not."""
 
 
 class IvrDestination:
@@ -83,11 +84,28 @@ class IvrDestination:
         return hit[1]
 
     def _run(self, call: Call, name: str, choice: MediaChoice, menus: Callable[[str], IvrMenu | None]) -> None:
-        inband = self.dtmf_inband == "always" or (self.dtmf_inband == "auto" and choice.event_pt is None)
         host = CallHost(self, call)
-        channel = MediaChannel(self.loop, call.relay, "a", choice.codec, choice.payload_type,
-                               choice.event_pt, on_digit=host.digit, inband=inband)
-        call.channel = channel
+        channel = open_channel(self.loop, call, choice, host.digit, self.dtmf_inband)
+        menu = menus(name)
+        if self.recording.wants(call.info, asked=bool(menu and menu.record)):
+            recorder, relative = self.recording.open(call.info)
+            channel.record(recorder)
+            self.b2bua.calls.recording(call.info, relative)
+        log.info("call %s: IVR %s answered (%s, DTMF %s)", call.info.record_id, name, choice.codec,
+                 "in band" if choice.event_pt is None else f"RFC 4733 pt {choice.event_pt}")
+        self._start_session(call, host, channel, name, menus)
+
+    def enter(self, call: Call, name: str) -> None:
+        """Run menu name for a caller the box already holds (a queue sends them back to a menu)."""
+        channel = call.channel
+        if channel is None or channel.closed:
+            return
+        host = CallHost(self, call)
+        channel.set_digit_handler(host.digit)
+        self._start_session(call, host, channel, name, self._menu_cache())
+
+    def _start_session(self, call: Call, host: "CallHost", channel: MediaChannel, name: str,
+                       menus: Callable[[str], IvrMenu | None]) -> None:
         host.channel = channel
         session = IvrSession(self.loop, host,
                              menus=menus,
@@ -96,13 +114,6 @@ class IvrDestination:
                              extension_prefix=self._starts_longer_extension, now=self.now)
         host.session = session
         call.on_finish.append(session.close)
-        menu = menus(name)
-        if self.recording.wants(call.info, asked=bool(menu and menu.record)):
-            recorder, relative = self.recording.open(call.info)
-            channel.record(recorder)
-            self.b2bua.calls.recording(call.info, relative)
-        log.info("call %s: IVR %s answered (%s, DTMF %s)", call.info.record_id, name, choice.codec,
-                 "in band" if choice.event_pt is None else f"RFC 4733 pt {choice.event_pt}")
         session.start(name)
 
     def _starts_longer_extension(self, digits: str) -> bool:
@@ -168,10 +179,12 @@ class CallHost:
         # Stored before anyone's phone rings: the screen pop shows how the caller got there.
         self.owner.b2bua.calls.path(self.call.info, session.path, store=True)
         if action.kind == "queue":
-            if self.owner.queue is None:
-                self.owner.loop.call_soon(session.transfer_failed, "queues are not available")
-                return
-            self.owner.queue(self.call, action.target, session.transfer_failed)
+            refused = "queues are not available" if self.owner.queue is None else \
+                self.owner.queue(self.call, action.target)
+            if refused is None:
+                session.close()  # the queue has the caller now, with its own music and destinations
+            else:
+                self.owner.loop.call_soon(session.transfer_failed, refused)
             return
         bindings = self.owner.b2bua.location.lookup(action.target)
         if not bindings:

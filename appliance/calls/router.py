@@ -5,14 +5,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 ALLOWED_DIAL_CHARS = frozenset("0123456789*#+")
+FEATURE_CODES = {"*45": "login", "*46": "logout", "*47": "pause", "*48": "unpause"}
+"""Codes an agent dials from their phone to change their queue state."""
 
 
 @dataclass(frozen=True)
 class Route:
     """The decision for one call: ring an extension, go out on a trunk, or refuse."""
 
-    kind: str               # "extension", "trunk", "reject", "ivr", later "queue"
-    number: str = ""        # extension or outside number; the menu or queue name for "ivr"/"queue"
+    kind: str               # "extension", "trunk", "reject", "ivr", "queue", "feature"
+    number: str = ""        # extension or outside number; the menu or queue name; the feature code
     trunk: str | None = None
     status: int = 0
     reason: str = ""
@@ -36,11 +38,13 @@ class DialPlan:
 
     def __init__(self, extension: Callable[[str], dict | None], trunks: Callable[[], list[dict]],
                  policy: Callable[[], DialPlanPolicy],
-                 ivr_by_number: Callable[[str], str | None] = lambda number: None) -> None:
+                 ivr_by_number: Callable[[str], str | None] = lambda number: None,
+                 queue_by_number: Callable[[str], str | None] = lambda number: None) -> None:
         self._extension = extension
         self._trunks = trunks
         self._policy = policy
         self._ivr_by_number = ivr_by_number  # internal number -> IVR menu name
+        self._queue_by_number = queue_by_number  # internal number -> queue name
 
     def from_extension(self, caller: dict, dialled: str) -> Route:
         """Route a number dialled by an authenticated extension."""
@@ -49,9 +53,14 @@ class DialPlan:
             return Route.reject(484, "Address Incomplete")
         if self._extension(number) is not None:
             return Route("extension", number)
+        if number in FEATURE_CODES:
+            return Route("feature", number)
         menu = self._ivr_by_number(number)
         if menu is not None:
             return Route("ivr", menu)
+        queue = self._queue_by_number(number)
+        if queue is not None:
+            return Route("queue", queue)
         for trunk in sorted(self._trunks(), key=lambda t: -len(t.get("outbound_prefix") or "")):
             prefix = trunk.get("outbound_prefix")
             if prefix is None or prefix == "" or not number.startswith(prefix) or len(number) == len(prefix):

@@ -151,7 +151,7 @@ class SipCore:
         info = self.call_log.start(sip_call_id=request.call_id, direction=direction,
                                    line=route.trunk or "internal",
                                    from_number=user, from_name=caller.get("name") or "",
-                                   to_number=dialled if route.kind in ("ivr", "queue") else route.number or dialled)
+                                   to_number=dialled if route.kind in ("ivr", "queue", "feature") else route.number or dialled)
         trunk_peer = self.trunk_by_name(route.trunk) if route.trunk else None
         if route.kind == "trunk" and trunk_peer is None:
             self.b2bua.start(txn, route.reject(503, "Service Unavailable (trunk not ready)"), info)
