@@ -124,6 +124,7 @@ class Box:
         self.b2bua.destinations["queue"] = self.queues
         self.b2bua.destinations["feature"] = self.queues.feature
         self.ivr.queue = self.queues.join
+        self.ivr.callbacks = self.queues.callback_from_ivr
         dial_plan = DialPlan(lambda number: directory.get_extension(db, number),
                              lambda: directory.list_trunks(db), self._dial_policy,
                              ivr_by_number=self._ivr_by_number, queue_by_number=self._queue_by_number)

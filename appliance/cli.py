@@ -198,10 +198,23 @@ def _calls(args: argparse.Namespace) -> int:
         return 0
     fields = ("from_number", "to_number", "started_at", "answered_at", "ended_at", "disposition", "duration",
               "answered_by")
-    headings = ("FROM", "TO", "START", "ANSWER", "END", "DISPOSITION", "DURATION", "BY", "IVR")
-    table = [[_cell(row.get(f)) for f in fields] + [describe_path(row.get("ivr_path") or [])] for row in rows]
+    headings = ("FROM", "TO", "START", "ANSWER", "END", "DISPOSITION", "DURATION", "BY", "NOTES")
+    table = [[_cell(row.get(f)) for f in fields] + [_call_notes(row)] for row in rows]
     _print_table(headings, table)
     return 0
+
+
+def _call_notes(row: dict) -> str:
+    """The IVR path, the queue's outcome and a callback's result, in words."""
+    extra = row.get("extra") or {}
+    notes = [describe_path(row.get("ivr_path") or [])]
+    if extra.get("queue"):
+        wait = extra.get("queue_wait")
+        notes.append(f"queue {extra['queue']}: {extra.get('queue_outcome', 'waiting')}"
+                     + (f" after {float(wait):.0f} s" if wait is not None else ""))
+    if row.get("direction") == "callback":
+        notes.append(f"callback {extra.get('callback_outcome', 'connected' if row.get('answered_at') else 'not answered')}")
+    return "; ".join(n for n in notes if n)
 
 
 def _extensions(args: argparse.Namespace) -> int:

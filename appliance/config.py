@@ -616,7 +616,7 @@ def _ivrs(where: _Where, value: Any, extensions: set[str]) -> list[IvrMenu]:
 def _check_target(where: _Where, action: Action, ivrs: set[str], extensions: set[str], queues: set[str]) -> None:
     if action.kind == "ivr" and action.target not in ivrs:
         where.fail(f'no [[ivr]] named "{action.target}"')
-    if action.kind == "queue" and action.target not in queues:
+    if action.kind in ("queue", "callback") and action.target and action.target not in queues:
         where.fail(f'no [[queue]] named "{action.target}"')
     if action.kind == "extension" and action.target not in extensions:
         where.fail(f'no extension "{action.target}" in [[extensions]]')

@@ -78,7 +78,7 @@ class FakeHost:
     def transfer(self, action: Action) -> None:
         self.transfers.append(action)
 
-    def request_callback(self) -> bool:
+    def request_callback(self, queue: str) -> bool:
         self.callbacks += 1
         return self.callback_ok
 

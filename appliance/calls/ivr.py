@@ -31,7 +31,7 @@ class IvrHost(Protocol):
     def transfer(self, action: Action) -> None:
         """Send the caller to an extension or queue; the host calls transfer_failed() if that fails."""
 
-    def request_callback(self) -> bool:
+    def request_callback(self, queue: str) -> bool:
         """Store a callback request for the caller; False if there is no number to call back."""
 
     def hangup(self) -> None:
@@ -184,7 +184,7 @@ class IvrSession:
         elif kind == "ivr":
             self._enter(action.target, greet=True)
         elif kind == "callback":
-            self._finish_with("callback_confirmed" if self._host.request_callback() else _GOODBYE)
+            self._finish_with("callback_confirmed" if self._host.request_callback(action.target) else _GOODBYE)
         elif kind in ("extension", "queue"):
             self._transferring = True
             self._host.transfer(action)

@@ -30,6 +30,9 @@ CACHE_SECONDS = 2.0  # how long a menu read from the store is reused for new cal
 QueueHandler = Callable[[Call, str], "str | None"]
 """(call, queue name) -> None when the queue took the caller for good, else why it could not."""
 
+CallbackHandler = Callable[[Any, str, str, str], str]
+"""(call info, number, queue name or "" for the default, source) -> the callback's id."""
+
 
 class IvrDestination:
     """The B2BUA destination for route kind "ivr"."""
@@ -45,7 +48,8 @@ class IvrDestination:
         self.ringback_region = ringback_region
         self.dtmf_inband = dtmf_inband
         self.now = now
-        self.queue: QueueHandler | None = None  # the queue issue plugs in here
+        self.queue: QueueHandler | None = None  # the queues take callers pressing a queue: key
+        self.callbacks: CallbackHandler | None = None  # and run the callbacks they ask for
         self._menus: dict[str, tuple[float, IvrMenu | None]] = {}
         self._hours: dict[str, tuple[float, Any]] = {}
 
@@ -199,20 +203,23 @@ class CallHost:
         if self.channel is not None and not self.channel.connected:
             self.channel.play(ringback(self.owner.ringback_region))
 
-    def request_callback(self) -> bool:
-        """Store a callback for the caller's number; False when there is no number to call."""
+    def request_callback(self, queue: str) -> bool:
+        """Ask for a callback to the caller's number (in queue, or the queues' default); False if there is none."""
         info = self.call.info
         number = info.from_number
         if not number or not number.lstrip("+").isdigit():
             log.info("call %s: callback requested but the caller ID %r cannot be dialled", info.record_id, number)
             return False
         menu = self.session.menu.name if self.session and self.session.menu else ""
-        callback_id, created = store_callbacks.request_callback(
-            self.owner.db, number=number, name=info.from_name or None, source=f"ivr:{menu}",
-            call_id=info.record_id)
+        if self.owner.callbacks is not None:
+            callback_id = self.owner.callbacks(info, number, queue, f"ivr:{menu}")
+        else:
+            callback_id, created = store_callbacks.request_callback(
+                self.owner.db, number=number, name=info.from_name or None, queue=queue, source=f"ivr:{menu}",
+                call_id=info.record_id, line=info.line)
+            self.owner.b2bua.calls.bus.publish("callback.requested", callback_id=callback_id, number=number,
+                                              created=created, call_id=info.record_id, queue=queue)
         self.owner.b2bua.calls.note(info, callback_id=callback_id)
-        self.owner.b2bua.calls.bus.publish("callback.requested", callback_id=callback_id, number=number,
-                                          created=created, call_id=info.record_id)
         return True
 
     def hangup(self) -> None:

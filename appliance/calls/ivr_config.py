@@ -32,7 +32,10 @@ class Action:
     def __post_init__(self) -> None:
         if self.kind not in ACTION_KINDS:
             raise ValueError(f"unknown action {self.kind!r}: expected {_SYNTAX}")
-        if self.kind not in TARGET_KINDS:
+        if self.kind == "callback" and self.target:  # optional: the queue whose line the callback joins
+            if not _NAME.fullmatch(self.target):
+                raise ValueError(f'callback queue name must be 1-32 letters, digits, _ or -, got "{self.target}"')
+        elif self.kind not in TARGET_KINDS:
             if self.target:
                 raise ValueError(f'"{self.kind}" takes no target, got "{self.kind}:{self.target}"')
         elif self.kind == "extension":

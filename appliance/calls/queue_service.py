@@ -17,7 +17,7 @@ from appliance.calls.ivr_config import Action
 from appliance.calls.queue import Agent, Entry, QueueEngine
 from appliance.calls.queue_caller import QueueCaller
 from appliance.calls.queue_config import QueueConfig
-from appliance.calls.records import CallLog
+from appliance.calls.records import CallInfo, CallLog
 from appliance.calls.router import FEATURE_CODES, Route
 from appliance.calls.speech import Speech
 from appliance.media.prompts import Prompt, PromptError, PromptLibrary
@@ -381,6 +381,26 @@ class QueueService:
                  caller.cfg.name, "new" if created else "updated")
         self.kick()
         return callback_id
+
+    def callback_from_ivr(self, info: CallInfo, number: str, queue: str, source: str) -> str:
+        """An IVR key asked for a callback: it joins the named queue's line (or the default queue's) now."""
+        name = queue or self.default_queue()
+        callback_id, created = store_callbacks.request_callback(
+            self.db, number=number, name=info.from_name or None, queue=name, source=source,
+            call_id=info.record_id, line=info.line)
+        row = store_callbacks.get_callback(self.db, callback_id)
+        if name in self.engine.queues and row is not None and callback_id not in self.runs:
+            self._queue_callback(row)
+            self.kick()
+        elif name not in self.engine.queues:
+            log.warning("callback %s for %s: no queue to run it (define a [[queue]])", callback_id, number)
+        self.bus.publish("callback.requested", callback_id=callback_id, number=number, queue=name,
+                         created=created, call_id=info.record_id)
+        return callback_id
+
+    def default_queue(self) -> str:
+        """Where callbacks asked for without a queue go: the first queue by name ("" when there is none)."""
+        return min(self.engine.queues, default="")
 
     def to_ivr(self, caller: QueueCaller, menu: str) -> None:
         """A destination sends the caller to an IVR menu."""
