@@ -95,6 +95,24 @@ class UacCall:
         """A request inside one leg's dialog."""
         raise NotImplementedError
 
+    ring_timer: asyncio.TimerHandle | None
+
+    def _cancel_ring_timer(self) -> None:
+        if self.ring_timer is not None:
+            self.ring_timer.cancel()
+            self.ring_timer = None
+
+    @staticmethod
+    def _accept_in_dialog(txn: ServerTransaction, leg: Leg) -> bool:
+        """CSeq order and target refresh, for any request inside a dialog; False when it was refused."""
+        request = txn.request
+        if not leg.dialog.accept_remote_cseq(request.cseq[0]):
+            txn.respond(500, "Server Internal Error (CSeq out of order)")
+            return False
+        if request.contacts:
+            leg.dialog.remote_target = str(request.contacts[0].uri)
+        return True
+
     def _index(self, key: tuple[str, str], leg: Leg | None) -> None:
         """Let in-dialog requests with this Call-ID and tag find the call (and leg)."""
         self.b2bua.dialogs[key] = (self, leg)
@@ -568,20 +586,12 @@ class Call(UacCall):
         self.b2bua.forget(self)
         self.b2bua.calls.ended(self.info, disposition, status, hangup_by)
 
-    def _cancel_ring_timer(self) -> None:
-        if self.ring_timer is not None:
-            self.ring_timer.cancel()
-            self.ring_timer = None
-
     # --- in-dialog requests -----------------------------------------------
     def on_request(self, txn: ServerTransaction, leg: Leg) -> None:
         """A request inside one leg's dialog."""
-        request = txn.request
-        if not leg.dialog.accept_remote_cseq(request.cseq[0]):
-            txn.respond(500, "Server Internal Error (CSeq out of order)")
+        if not self._accept_in_dialog(txn, leg):
             return
-        if request.contacts:
-            leg.dialog.remote_target = str(request.contacts[0].uri)
+        request = txn.request
         method = request.method
         if method == "BYE":
             txn.respond(200)

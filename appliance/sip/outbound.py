@@ -48,7 +48,7 @@ class OutboundCall(UacCall):
         self.customer: Leg | None = None
         self.customer_status: int | None = None  # why the last customer dial failed, for the record
         self.timed_out = False
-        self._ring_timer: asyncio.TimerHandle | None = None
+        self.ring_timer: asyncio.TimerHandle | None = None
         self._sdp_sessions = {"a": random.randrange(1, 2**31), "b": random.randrange(1, 2**31)}
         self._on_failed: Callable[[int], None] = lambda status: None
         self._on_agent: Callable[[MediaChannel], None] = lambda channel: None
@@ -115,7 +115,7 @@ class OutboundCall(UacCall):
         self.forks = []
         self.timed_out = False
         self._send_forks(targets, body, 70, addresses)
-        self._ring_timer = self.b2bua.loop.call_later(timeout, self._ring_timeout)
+        self.ring_timer = self.b2bua.loop.call_later(timeout, self._ring_timeout)
 
     # --- responses from the forks -------------------------------------------------
     def _fork_provisional(self, fork: Fork, response: Response) -> None:
@@ -200,7 +200,7 @@ class OutboundCall(UacCall):
 
     def _ring_timeout(self) -> None:
         """Nobody answered in time: CANCEL the forks and give up on them now."""
-        self._ring_timer = None
+        self.ring_timer = None
         if self.state not in _RINGING:
             return
         self.timed_out = True
@@ -223,20 +223,12 @@ class OutboundCall(UacCall):
             if fork.final == 0:
                 self._cancel_fork(fork)
 
-    def _cancel_ring_timer(self) -> None:
-        if self._ring_timer is not None:
-            self._ring_timer.cancel()
-            self._ring_timer = None
-
     # --- in-dialog requests ---------------------------------------------------------
     def on_request(self, txn: ServerTransaction, leg: Leg) -> None:
         """A request inside the agent's or the customer's dialog."""
-        request = txn.request
-        if not leg.dialog.accept_remote_cseq(request.cseq[0]):
-            txn.respond(500, "Server Internal Error (CSeq out of order)")
+        if not self._accept_in_dialog(txn, leg):
             return
-        if request.contacts:
-            leg.dialog.remote_target = str(request.contacts[0].uri)
+        request = txn.request
         method = request.method
         if method == "BYE":
             txn.respond(200)

@@ -9,11 +9,7 @@ from sqlite_utils import Database
 from appliance.calls.hours import BusinessHours
 from appliance.calls.ivr_config import IvrMenu
 from appliance.store.db import db_lock, transaction
-
-
-def _encode(definition: dict) -> str:
-    # Sorted keys make an unchanged definition byte-identical, so saves can report "unchanged".
-    return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+from appliance.store.definitions import encode, save_definition
 
 
 def save_menu(db: Database, menu: IvrMenu, source: str = "provision") -> str:
@@ -21,21 +17,7 @@ def save_menu(db: Database, menu: IvrMenu, source: str = "provision") -> str:
 
     ValueError if another menu already answers on the menu's number.
     """
-    definition = _encode(menu.to_dict())
-    with transaction(db):
-        current = _one(db, "SELECT * FROM ivr_menus WHERE name = ?", [menu.name])
-        if menu.number is not None:
-            holder = _one(db, "SELECT name FROM ivr_menus WHERE number = ? AND name != ?", [menu.number, menu.name])
-            if holder is not None:
-                raise ValueError(f'ivr number {menu.number} is already used by menu "{holder["name"]}"')
-        row = {"name": menu.name, "number": menu.number, "definition": definition, "source": source}
-        # The number column only mirrors the definition (provisioning clears it to move numbers
-        # between menus), so it is rewritten when it differs but never makes a save "updated".
-        same = current is not None and current["definition"] == definition and current["source"] == source
-        if same and current["number"] == menu.number:
-            return "unchanged"
-        db["ivr_menus"].upsert(row, pk="name")
-        return "added" if current is None else "unchanged" if same else "updated"
+    return save_definition(db, "ivr_menus", ("ivr", "menu"), menu.name, menu.number, menu.to_dict(), source)
 
 
 def get_menu(db: Database, name: str) -> IvrMenu | None:
@@ -65,7 +47,7 @@ def delete_menu(db: Database, name: str) -> bool:
 
 def save_hours(db: Database, hours: BusinessHours, source: str = "provision") -> str:
     """Create or replace business hours by name; returns added/updated/unchanged."""
-    row = {"name": hours.name, "definition": _encode(hours.to_dict()), "source": source}
+    row = {"name": hours.name, "definition": encode(hours.to_dict()), "source": source}
     with transaction(db):
         current = _one(db, "SELECT * FROM business_hours WHERE name = ?", [hours.name])
         if current is not None and all(current[k] == v for k, v in row.items()):

@@ -15,16 +15,12 @@ from sqlite_utils import Database
 
 from appliance.calls.queue_config import QueueConfig
 from appliance.store.db import db_lock, to_iso, transaction
+from appliance.store.definitions import save_definition
 
 SEGMENTS = ("new", "occasional", "regular", "vip")
 LEFT_OUTCOMES = ("abandoned", "callback", "timeout", "full", "closed", "empty")
 OFFER_OUTCOMES = ("answered", "missed", "cancelled")
 DEFAULT_SERVICE_LEVEL = 20.0
-
-
-def _encode(definition: dict) -> str:
-    # Sorted keys make an unchanged definition byte-identical, so saves can report "unchanged".
-    return json.dumps(definition, sort_keys=True, separators=(",", ":"))
 
 
 # --- definitions ---
@@ -36,26 +32,15 @@ def save_queue(db: Database, cfg: QueueConfig, source: str = "provision") -> str
     Logins of extensions that are no longer members are dropped. ValueError if another
     queue already answers on the queue's number.
     """
-    definition = _encode(cfg.to_dict())
     with transaction(db):
-        current = _one(db, "SELECT * FROM queues WHERE name = ?", [cfg.name])
-        if cfg.number is not None:
-            holder = _one(db, "SELECT name FROM queues WHERE number = ? AND name != ?", [cfg.number, cfg.name])
-            if holder is not None:
-                raise ValueError(f'queue number {cfg.number} is already used by queue "{holder["name"]}"')
-        row = {"name": cfg.name, "number": cfg.number, "definition": definition, "source": source}
-        # As for IVR menus: the number column only mirrors the definition (provisioning clears it
-        # to move numbers between queues), so rewriting it never makes a save "updated".
-        same = current is not None and current["definition"] == definition and current["source"] == source
-        if same and current["number"] == cfg.number:
-            return "unchanged"
-        db["queues"].upsert(row, pk="name")
-        members = cfg.extensions
-        db.execute(
-            f"DELETE FROM agent_logins WHERE queue = ? AND extension NOT IN ({', '.join('?' * len(members))})",
-            [cfg.name, *members],
-        )
-        return "added" if current is None else "unchanged" if same else "updated"
+        status = save_definition(db, "queues", ("queue", "queue"), cfg.name, cfg.number, cfg.to_dict(), source)
+        if status != "unchanged":
+            members = cfg.extensions
+            db.execute(
+                f"DELETE FROM agent_logins WHERE queue = ? AND extension NOT IN ({', '.join('?' * len(members))})",
+                [cfg.name, *members],
+            )
+        return status
 
 
 def get_queue(db: Database, name: str) -> QueueConfig | None:
