@@ -28,14 +28,14 @@ queue_timeout = "Sorry."
 """
 
 
-def provision(ports: list[int], queue: str, hours: str = "", customers: str = "") -> str:
-    """Extensions 201-203, trunks itsp0..N delivering to queue:sales, and the [[queue]] table given."""
+def provision(ports: list[int], queue: str, hours: str = "", customers: str = "", last_inbound: str = "queue:sales") -> str:
+    """Extensions 201-203, trunks itsp0..N delivering to queue:sales (the last one to last_inbound), and the queue."""
     trunks = "".join(f"""
 [[trunks]]
 name = "itsp{i}"
 host = "{LOCALHOST}"
 port = {port}
-inbound = "queue:sales"
+inbound = "{last_inbound if i == len(ports) - 1 else 'queue:sales'}"
 """ for i, port in enumerate(ports))
     extensions = "".join(f"""
 [[extensions]]
@@ -75,9 +75,9 @@ class Office:
     """A running box with a sales queue, its trunk ports and its agents' phones."""
 
     def __init__(self, box_factory, workdir: Path, queue: str, hours: str = "",  # type: ignore[no-untyped-def]
-                 customers: str = "", name: str = "box") -> None:
+                 customers: str = "", name: str = "box", last_inbound: str = "queue:sales") -> None:
         self.ports = [free_port() for _ in range(TRUNKS)]
-        self.text = provision(self.ports, queue, hours, customers)
+        self.text = provision(self.ports, queue, hours, customers, last_inbound)
         self.box: RunningBox = box_factory(self.text, name=name)
         self.workdir = workdir
         self.phones = AgentPhones(self.box, workdir, SECRETS)

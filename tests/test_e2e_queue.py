@@ -207,3 +207,38 @@ def test_after_hours_the_closed_destination_applies(office_factory, workdir: Pat
     office.login("201")
     assert office.call("4930920001", box_hangs_up=True, hold_ms=20000).wait(30) == 0
     assert office.wait_entries(1, "closed")[0]["number"] == "4930920001"
+
+
+def test_an_ivr_key_sends_the_caller_to_the_queue(office_factory, workdir: Path) -> None:
+    menu = '\n[[ivr]]\nname = "main"\ngreeting = ""\ntimeout = 5\n[ivr.options]\n"1" = { to = "queue:sales", label = "sales" }\n'
+    office = office_factory(queue_table(members=["201"]) + menu, last_inbound="ivr:main")
+    office.phones.start("201", answering(workdir, "agent_201", talk_ms=800))
+    office.login("201")
+    assert office.call("4930930001", trunk=3, keys="1", wait_ms=1500, callee_hangs_up=True).wait(40) == 0
+    assert office.wait_entries(1)[0]["agent"] == "201"
+    record = office.box.calls()[0]
+    assert record["answered_by"] == "201" and record["extra"]["queue"] == "sales"
+    assert {"menu": "main", "key": "1", "action": "queue:sales", "label": "sales"} in record["ivr_path"]
+
+
+def test_nobody_waits_forever_max_wait_sends_the_caller_on(office_factory, workdir: Path) -> None:
+    office = office_factory(queue_table(members=["201"], max_wait=10, timeout="hangup"))
+    office.login("201")
+    office.cli_ok("agent", "pause", "201")
+    assert office.call("4930940001", box_hangs_up=True, hold_ms=30000).wait(40) == 0
+    row = office.wait_entries(1, "timeout")[0]
+    assert row["left_at"] - row["entered_at"] >= 10
+
+
+def test_a_full_queue_offers_the_next_caller_a_callback(office_factory, workdir: Path) -> None:
+    office = office_factory(queue_table(members=["201"], max_length=1, full="callback"))
+    office.login("201")
+    office.cli_ok("agent", "pause", "201")
+    first = office.call("4930950001", trunk=0, hold_ms=20000)
+    wait_for(lambda: len(office.entries()) == 1, 10, "the first caller to wait")
+    assert office.call("4930950002", trunk=1, keys="*1", wait_ms=2500, box_hangs_up=True).wait(40) == 0
+    outcomes = {row["number"]: row["outcome"] for row in office.entries()}
+    assert outcomes["4930950002"] == "full"
+    assert [row["number"] for row in query(office.box, "SELECT number FROM callbacks")] == ["4930950002"]
+    first.kill()
+    first.wait(5)
