@@ -13,23 +13,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from office_text import ANN_AND_BOB
 
 from appliance import cli
 from appliance.control import SOCKET_NAME, ControlServer
 from appliance.store import callbacks, queues
 from appliance.store.db import from_iso, open_database
 
-OFFICE = """
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "s3cret-201"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "b0b-likes-tea"
-
+OFFICE = ANN_AND_BOB + """
 [[extensions]]
 number = "203"
 name = "Cleo"

@@ -5,6 +5,7 @@ import sqlite3
 from datetime import datetime, timezone
 
 import pytest
+from office_text import ANN_AND_BOB
 
 from appliance.calls.ivr_config import Action
 from appliance.calls.queue_config import Member, QueueConfig
@@ -282,17 +283,7 @@ def test_agent_stats(db):
 
 # --- provisioning ---
 
-FILE = """
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "s3cret-201"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "b0b-likes-tea"
-
+FILE = ANN_AND_BOB + """
 [[queue]]
 name = "sales"
 number = "600"
