@@ -5,7 +5,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from appliance.bus import Event, EventBus
@@ -89,8 +89,21 @@ class QueueService:
         self.reload()
         for cfg in self.engine.queues.values():
             self.engine.seed_handling(cfg.name, store_queues.recent_handling_times(self.db, cfg.name))
+        self._seed_answered_today()
         self.scheduler.every(30.0, self.kick, "queue-tick")  # notices business hours opening, clock jumps
         self._unsubscribe = self.bus.subscribe(self._call_event, "call.")
+
+    def _seed_answered_today(self) -> None:
+        """fewest-calls counts today's answers: a restart at noon must not forget the morning."""
+        today = date.fromtimestamp(self.now())
+        midnight = datetime.combine(today, datetime.min.time()).timestamp()
+        counts: dict[str, int] = {}
+        for (_queue, agent), answered in store_queues.answered_counts(self.db, midnight).items():
+            counts[agent] = counts.get(agent, 0) + answered
+        for extension, answered in counts.items():
+            agent = self.engine.agent(extension)
+            if agent is not None:
+                agent.answered_today, agent.day = answered, today.isoformat()
 
     def stop(self) -> None:
         """Stop timers and jobs (the store keeps everything that must survive)."""
