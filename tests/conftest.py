@@ -58,3 +58,20 @@ def workdir(tmp_path: Path) -> Path:
     path = tmp_path / "peers"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def office_factory(box_factory, workdir: Path):  # type: ignore[no-untyped-def]
+    """Boxes with a sales queue (tests/queue_office.py); their SIPp phones and customers are killed at the end."""
+    from queue_office import Office
+
+    made: list = []
+
+    def make(queue: str, **kwargs):  # type: ignore[no-untyped-def]
+        office = Office(box_factory, workdir, queue, **kwargs)
+        made.append(office)
+        return office
+
+    yield make
+    for office in made:
+        office.stop()

@@ -5,8 +5,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from peers import LOCALHOST, SCENARIOS, RunningBox, free_media_port, free_port, sipp, users_file
-from queue_peers import AgentPhones, query, queue_caller, start_caller, wait_for
+from peers import (
+    LOCALHOST,
+    SCENARIOS,
+    RunningBox,
+    free_media_port,
+    free_port,
+    sipp,
+    users_file,
+)
+from queue_peers import AgentPhones, Uas, query, queue_caller, start_caller, wait_for
 
 SECRETS = {"201": "s3cret-201", "202": "s3cret-202", "203": "s3cret-203"}
 TRUNKS = 4  # one source port per simultaneous caller: the box knows a trunk by its address
@@ -81,6 +89,7 @@ class Office:
         self.box: RunningBox = box_factory(self.text, name=name)
         self.workdir = workdir
         self.phones = AgentPhones(self.box, workdir, SECRETS)
+        self.customers: list[Uas] = []
         self._callers = 0
 
     def cli_ok(self, *args: str) -> str:
@@ -138,6 +147,14 @@ class Office:
                     return agent
         raise AssertionError(f"agent {extension} not in queue status")
 
+    def customer(self, scenario: Path, calls: int = 1, trunk: int = 0) -> Uas:
+        """A SIPp uas where trunk itspN points: the customer a callback dials out to."""
+        uas = Uas(scenario, self.workdir, calls, port=self.ports[trunk]).start()
+        self.customers.append(uas)
+        return uas
+
     def stop(self) -> None:
-        """Kill the phones."""
+        """Kill the phones and the customers (a failed test must not leave SIPp running)."""
         self.phones.stop()
+        for uas in self.customers:
+            uas.stop()

@@ -13,21 +13,18 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from peers import SCENARIOS, start_box
 from queue_office import Office, queue_table
-from queue_peers import Uas, answering, query, refusing, wait_for
+from queue_peers import answering, query, refusing, wait_for
 
 
 @pytest.fixture
-def office(box_factory, workdir: Path):  # type: ignore[no-untyped-def]
+def office(office_factory) -> Office:  # type: ignore[no-untyped-def]
     """One agent (201) in queue sales, logged in and paused; callbacks retried every 5 s."""
-    made = Office(box_factory, workdir, queue_table(members=["201"], callback_attempts=2, callback_retry=5,
-                                                    ring_timeout=4))
+    made = office_factory(queue_table(members=["201"], callback_attempts=2, callback_retry=5, ring_timeout=4))
     made.login("201")
     made.cli_ok("agent", "pause", "201", "--reason", "setting up")
-    yield made
-    made.stop()
+    return made
 
 
 def callback(office: Office, number: str) -> dict:
@@ -51,8 +48,7 @@ def test_callback_keeps_the_callers_place_and_bridges_agent_and_customer(office:
     first_entered = next(e["entered_at"] for e in entries if e["number"] == "4930111111")
     assert datetime.fromisoformat(row["position_at"]).timestamp() == pytest.approx(first_entered, abs=0.01)
     assert first_entered < second_entered
-    customer = Uas(answering(workdir, "customer", ring_ms=300, talk_ms=None), workdir, 1,
-                   port=office.ports[0]).start()
+    customer = office.customer(answering(workdir, "customer", ring_ms=300, talk_ms=None), 1)
     # The agent stays on long enough to hear the whisper and talk to the customer, then hangs up.
     agent = office.phones.start("201", answering(workdir, "agent_201", ring_ms=200, talk_ms=9000), calls=3)
     office.cli_ok("agent", "unpause", "201")
@@ -75,7 +71,7 @@ def test_callback_keeps_the_callers_place_and_bridges_agent_and_customer(office:
 
 def test_customer_busy_is_retried_then_failed(office: Office, workdir: Path) -> None:
     office.cli_ok("callback", "add", "4930444444", "--queue", "sales")
-    customer = Uas(refusing(workdir, "busy_customer"), workdir, 2, port=office.ports[0]).start()
+    customer = office.customer(refusing(workdir, "busy_customer"), 2)
     office.phones.start("201", answering(workdir, "agent_201", ring_ms=200, talk_ms=None), calls=2)
     office.cli_ok("agent", "unpause", "201")
     failed = wait_for(lambda: callback(office, "4930444444")["state"] == "failed" and
@@ -103,7 +99,7 @@ def test_a_second_request_updates_the_first(office: Office, workdir: Path) -> No
 def test_a_scheduled_callback_waits_for_its_time(office: Office, workdir: Path) -> None:
     at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() + 8))
     office.cli_ok("callback", "add", "4930666666", "--queue", "sales", "--at", at)
-    customer = Uas(answering(workdir, "customer", talk_ms=None), workdir, 1, port=office.ports[0]).start()
+    customer = office.customer(answering(workdir, "customer", talk_ms=None), 1)
     office.phones.start("201", answering(workdir, "agent_201", talk_ms=9000))
     office.cli_ok("agent", "unpause", "201")
     time.sleep(3)
@@ -133,8 +129,7 @@ def test_pending_callbacks_survive_kill_9_and_each_runs_once(workdir: Path) -> N
     try:
         office.phones.box = office.box
         assert callback(office, numbers[0])["state"] == "pending"  # the interrupted attempt waits again
-        customer = Uas(answering(workdir, "customer", ring_ms=200, talk_ms=None), workdir, 3,
-                       port=office.ports[0]).start()
+        customer = office.customer(answering(workdir, "customer", ring_ms=200, talk_ms=None), 3)
         office.phones.start("201", answering(workdir, "agent_after", ring_ms=200, talk_ms=8000), calls=3)
         office.cli_ok("agent", "unpause", "201")
         for number in numbers:

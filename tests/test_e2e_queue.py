@@ -8,26 +8,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from peers import SCENARIOS, start_box
 from queue_office import Office, queue_table
 from queue_peers import answering, query, wait_for
-
-
-@pytest.fixture
-def office_factory(box_factory, workdir: Path):  # type: ignore[no-untyped-def]
-    """Offices whose agent phones are killed at the end."""
-    made: list[Office] = []
-
-    def make(queue: str, **kwargs) -> Office:  # type: ignore[no-untyped-def]
-        office = Office(box_factory, workdir, queue, **kwargs)
-        made.append(office)
-        return office
-
-    yield make
-    for office in made:
-        office.stop()
 
 
 def answered_by(office: Office, count: int) -> list[str]:

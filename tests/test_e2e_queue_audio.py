@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from audio_match import ncc_peak
+from peers import LOCALHOST, SipPhone, new_id, sdp_body
+from queue_office import SECRETS, Office, queue_table
+from queue_peers import answering
 
 from appliance.media.g711 import ulaw_decode, ulaw_encode
 from appliance.media.hold_music import default_hold_music
 from appliance.media.prompts import PromptLibrary
-from audio_match import ncc_peak
-from peers import LOCALHOST, SipPhone, new_id, sdp_body
-from queue_office import SECRETS, Office, queue_table
-from queue_peers import Uas, answering
 
 
 def listen(office: Office, seconds: float) -> np.ndarray:
@@ -54,8 +54,8 @@ def rendered(office: Office, text: str) -> np.ndarray:
     return np.frombuffer(ulaw_decode(ulaw_encode(prompt.pcm)), dtype="<i2").astype(np.float64)
 
 
-def test_a_waiting_caller_hears_position_and_wait_then_music(box_factory, workdir: Path) -> None:
-    office = Office(box_factory, workdir, queue_table(members=["201"], announce_every=10, announce_position=True,
+def test_a_waiting_caller_hears_position_and_wait_then_music(office_factory) -> None:
+    office = office_factory(queue_table(members=["201"], announce_every=10, announce_position=True,
                                                       announce_wait=True))
     office.login("201")
     office.cli_ok("agent", "pause", "201", "--reason", "lunch")
@@ -72,10 +72,10 @@ def test_a_waiting_caller_hears_position_and_wait_then_music(box_factory, workdi
     assert [e["number"] for e in entries] == ["4930123456"]
 
 
-def test_the_agent_hears_who_the_callback_is_for_before_the_customer_is_dialled(box_factory, workdir: Path) -> None:
-    office = Office(box_factory, workdir, queue_table(members=["201"]))
+def test_the_agent_hears_who_the_callback_is_for_before_the_customer_is_dialled(office_factory, workdir: Path) -> None:
+    office = office_factory(queue_table(members=["201"]))
     office.cli_ok("callback", "add", "4930960001", "--queue", "sales")
-    customer = Uas(answering(workdir, "customer", ring_ms=300, talk_ms=None), workdir, 1, port=office.ports[0]).start()
+    customer = office.customer(answering(workdir, "customer", ring_ms=300, talk_ms=None), 1)
     media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     media.bind((LOCALHOST, 0))
     payload = bytearray()
@@ -106,4 +106,3 @@ def test_the_agent_hears_who_the_callback_is_for_before_the_customer_is_dialled(
     assert whisper > 0.95 and other < 0.9, (whisper, other)  # one digit apart: about 0.73
     code, output = customer.finish(15)
     assert code == 0, output  # the customer was dialled after the whisper and hung up on when the agent left
-    office.stop()

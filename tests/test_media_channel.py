@@ -220,3 +220,18 @@ def test_recording_gets_both_directions(rig, tmp_path) -> None:  # type: ignore[
     left, right = samples[0::2], samples[1::2]
     assert max(abs(x) for x in left) > 3000  # the caller's 500 Hz tone
     assert max(abs(x) for x in right) > 3000  # the prompt the caller heard
+
+
+def test_per_call_prompts_are_encoded_but_not_kept() -> None:
+    from appliance.media.g711 import codec_for
+    from appliance.media.prompts import Prompt, frames
+
+    pcm = b"\x10\x00" * 1600
+    before = len(channel_module._ENCODED)
+    for _ in range(50):  # fifty callers, fifty announcements: memory must not grow with them
+        announcement = Prompt("announcement", pcm, tuple(frames(pcm)))
+        assert len(channel_module.encoded_frames(announcement, codec_for("PCMU"))) == 10
+    assert len(channel_module._ENCODED) == before
+    shared = Prompt("greeting", pcm, tuple(frames(pcm)))
+    first = channel_module.encoded_frames(shared, codec_for("PCMU"))
+    assert channel_module.encoded_frames(shared, codec_for("PCMU")) is first  # shared prompts: encoded once

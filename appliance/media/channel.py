@@ -33,13 +33,18 @@ DigitCallback = Callable[[str, str], Any]
 _EVENT_PAUSE = 0.1  # silence between two RFC 4733 digits we send
 _TIMESTAMP = struct.Struct("!I")
 # Encoded prompt frames per (prompt, codec): prompts are shared by every call, encode once.
-# Bounded, because queue announcements and callback whispers are prompts made per call.
 _ENCODED: OrderedDict[tuple[int, str], tuple[Prompt, tuple[bytes, ...]]] = OrderedDict()
 ENCODED_CACHE_SIZE = 256
 
 
+PER_CALL_PROMPTS = frozenset({"announcement", "spoken"})
+"""Prompts made for one call (a queue position, a whisper): encoded when played, never cached."""
+
+
 def encoded_frames(prompt: Prompt, codec: Codec) -> tuple[bytes, ...]:
     """A prompt's frames in a codec, encoded once for all calls."""
+    if prompt.name in PER_CALL_PROMPTS:
+        return tuple(codec.encode(frame) for frame in prompt.frames)
     key = (id(prompt), codec.name)
     hit = _ENCODED.get(key)
     if hit is None or hit[0] is not prompt:

@@ -36,7 +36,7 @@ MAX_SECONDS = 900  # a prompt longer than this is a mistake, and would sit in RA
 DEFAULTS_DIR = Path(__file__).with_name("default_prompts")
 ESPEAK_TIMEOUT = 30.0
 MAX_SPOKEN_CHARS = 200  # speak() is for numbers and short phrases, not paragraphs
-SPOKEN_MEMORY = 256  # speak() renderings kept in memory (a few seconds of PCM each)
+SPOKEN_MEMORY = 64  # speak() renderings kept in memory (a few seconds of PCM each)
 _SAID = {"+": "plus", "*": "star", "#": "hash"}
 _SEPARATORS = frozenset(" -.()/")
 
