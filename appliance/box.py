@@ -143,8 +143,12 @@ class Box:
             self.trunks[row["name"]] = client
             await client.start()
         self.queues.start()  # after the trunks: callbacks may dial out at once
-        self.control = ControlServer(s.data_dir / SOCKET_NAME, self._control)
-        await self.control.start()
+        self.control: ControlServer | None = ControlServer(s.data_dir / SOCKET_NAME, self._control)
+        try:
+            await self.control.start()
+        except OSError as exc:  # e.g. a data folder path too long for a Unix socket: the CLI then uses the store
+            log.error("control socket unavailable (%s); `switchboard agent` changes apply at the next start", exc)
+            self.control = None
         self.api = BoxApi(self)
         self.web = None
         if s.http_port:

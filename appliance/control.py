@@ -154,8 +154,8 @@ def control_request(path: Path, command: str, timeout: float = 3.0, **args: Any)
         except (FileNotFoundError, ConnectionRefusedError):
             return None
         except OSError:
-            # A leftover file that is not a socket means no box either.
-            if Path(path).exists() and not stat.S_ISSOCK(Path(path).stat().st_mode):
+            # No socket file (a path too long for AF_UNIX, say) or a leftover that is not a socket: no box.
+            if not Path(path).exists() or not stat.S_ISSOCK(Path(path).stat().st_mode):
                 return None
             raise
         sock.sendall(json.dumps({"command": command, "args": args}).encode() + b"\n")

@@ -180,3 +180,12 @@ def test_stop_with_a_client_still_connected(tmp_path: Path, loop: LoopThread) ->
         except ConnectionResetError:
             pass  # or it was still waiting to be accepted when the socket closed
     assert not srv.path.exists()
+
+
+def test_a_data_folder_too_deep_for_a_socket_means_no_box_not_a_crash(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    path = deep / SOCKET_NAME
+    with pytest.raises(OSError):  # the box logs this and runs on without the socket
+        asyncio.run(ControlServer(path, lambda command, args: {}).start())
+    assert control_request(path, "reload") is None  # so the CLI falls back to the store
