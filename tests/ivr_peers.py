@@ -12,6 +12,18 @@ SIPP_PCAPS = Path("/usr/share/sip-tester")
 PCAP_NAMES = {**{d: f"dtmf_2833_{d}.pcap" for d in "0123456789"}, "*": "dtmf_2833_star.pcap",
               "#": "dtmf_2833_pound.pcap"}
 
+PCMU_SDP = """      v=0
+      o=switchboard-test 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+"""
+"""A SIPp SDP body: PCMU and telephone-event on SIPp's media port."""
+
 _INVITE = """
   <send retrans="500">
     <![CDATA[
@@ -26,16 +38,7 @@ _INVITE = """
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-
+""" + PCMU_SDP + """
     ]]>
   </send>
   <recv response="100" optional="true"/>

@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ivr_peers import SIPP_PCAPS, PCAP_NAMES
+from ivr_peers import PCAP_NAMES, PCMU_SDP, SIPP_PCAPS
 from peers import LOCALHOST, RunningBox, free_media_port, free_port, register, start_sipp
 
 _RESPONSE_HEAD = """      [last_Via:]
@@ -41,16 +41,7 @@ _ANSWER = """
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=agent 42 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=sendrecv
+""" + PCMU_SDP.replace("{", "{{").replace("}", "}}") + """      a=sendrecv
 
     ]]>
   </send>
