@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ivr_peers import PCAP_NAMES, PCMU_SDP, SIPP_PCAPS
+from ivr_peers import _BOX_BYE, PCAP_NAMES, PCMU_SDP, SIPP_PCAPS
 from peers import LOCALHOST, RunningBox, free_media_port, free_port, register, start_sipp
 
 _RESPONSE_HEAD = """      [last_Via:]
@@ -67,22 +67,6 @@ _HANG_UP = """
   <recv response="200"/>
 """
 
-_AWAIT_BYE = """
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-"""
-
 _REFUSE = """
   <recv request="INVITE"/>
   <send>
@@ -111,7 +95,7 @@ def _scenario(directory: Path, name: str, body: str) -> Path:
 def answering(directory: Path, name: str, ring_ms: int = 200, talk_ms: int | None = 1500) -> Path:
     """A uas that rings ring_ms, answers, and hangs up after talk_ms (None: waits for the box's BYE)."""
     head = _RESPONSE_HEAD
-    end = _AWAIT_BYE if talk_ms is None else _HANG_UP.format(talk_ms=talk_ms)
+    end = _BOX_BYE.format(timeout=600000) if talk_ms is None else _HANG_UP.format(talk_ms=talk_ms)
     remember = "" if talk_ms is None else _REMEMBER  # SIPp refuses variables it never uses
     return _scenario(directory, name, _ANSWER.format(head=head, ring_ms=ring_ms, remember=remember) + end)
 
