@@ -292,10 +292,12 @@ def test_svcrack_is_banned_the_ban_is_logged_and_it_ends(box_factory, tmp_path):
     # Three wrong guesses (ban_max_failures), then the ban: svcrack never gets to guess again.
     failures = re.findall(rf"failed authentication from 127\.0\.0\.1:{attacker_port} \(user '201'\)", log)
     assert len(failures) == 3, log[-3000:]
-    # On the wire: a few challenges (svcrack also sends REGISTERs without credentials to fetch nonces),
-    # well within 10 answers, then silence while svcrack keeps trying.
+    # On the wire: only challenges, then silence while svcrack keeps trying. svcrack also sends
+    # REGISTERs without credentials to fetch nonces; how many of those reach the box before its third
+    # wrong guess depends on scheduling (4 to 18 in repeated runs), and they reveal nothing: the guesses
+    # that were checked are the three counted in the log above.
     answers = [item for item in wire if item.isdigit()]
-    assert answers and set(answers) == {"401"} and len(answers) <= 10, wire
+    assert answers and set(answers) == {"401"}, wire
     last_answer = max(i for i, item in enumerate(wire) if item.isdigit())
     assert wire[last_answer + 1:].count("REGISTER") >= 10, wire
 
