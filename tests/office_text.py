@@ -1,4 +1,4 @@
-"""Provisioning text shared by the store and CLI tests."""
+"""Provisioning text shared by the config, store and CLI tests."""
 
 ANN_AND_BOB = """
 [[extensions]]

@@ -9,18 +9,9 @@ import pytest
 from appliance.calls.ivr_config import ACTION_KINDS, DTMF_KEYS, Action, IvrMenu
 from appliance.config import ConfigError, load_provisioning
 from appliance.media import prompt_texts
+from office_text import ANN_AND_BOB
 
-EXTENSIONS = """
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "s3cret-201"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "b0b-likes-tea"
-"""
+EXTENSIONS = ANN_AND_BOB
 
 HOURS = """
 [[hours]]

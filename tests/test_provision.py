@@ -10,18 +10,9 @@ from appliance.config import ConfigError, ExtensionConfig, Provisioning, TrunkCo
 from appliance.store import directory, ivr, provision
 from appliance.store.db import open_database
 from appliance.store.provision import apply_provisioning
+from office_text import ANN_AND_BOB
 
-EXAMPLE = """
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "s3cret-201"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "b0b-likes-tea"
-allow_international = true
+EXAMPLE = ANN_AND_BOB + """allow_international = true
 
 [[trunks]]
 name = "itsp"
