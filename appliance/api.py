@@ -5,7 +5,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Callable
 
 from .store import calls as store_calls
-from .store import directory
+from .store import directory, users
+from .crm.settings import CrmSettings, load_crm_settings
+from .crm.wrapup import record_wrapup
+from .store.wrapups import set_wrapup_callback
+
+AGENT_ACTIONS = ("login", "logout", "pause", "unpause")
 
 if TYPE_CHECKING:
     from .box import Box
@@ -21,6 +26,28 @@ class BoxApi:
     def bus(self):  # type: ignore[no-untyped-def]
         """The event bus (thread-safe by itself)."""
         return self._box.bus
+
+    @property
+    def db(self):  # type: ignore[no-untyped-def]
+        """The box's database; store functions lock it, so any thread may call them."""
+        return self._box.db
+
+    @property
+    def web_threads(self) -> int:
+        """How many requests the web serves at once (open screen-pop streams included)."""
+        return self._box.settings.web_threads
+
+    def web_secret(self) -> str:
+        """The key that signs the web's session cookies, kept in the store."""
+        return users.secret_key(self._box.db)
+
+    def setup_code(self) -> str | None:
+        """The one-time code the first-admin page asks for; None once an admin exists."""
+        return users.setup_code(self._box.db)
+
+    def crm_settings(self) -> CrmSettings:
+        """The office's CRM rules (region, outcomes, segments), as provisioned."""
+        return load_crm_settings(self._box.db)
 
     def _in_loop(self, func: Callable[[], Any], timeout: float = 2.0) -> Any:
         async def run() -> Any:
@@ -50,3 +77,55 @@ class BoxApi:
     def recent_calls(self, limit: int = 20) -> list[dict]:
         """The latest call records."""
         return store_calls.recent_calls(self._box.db, limit)
+
+    # --- the agent console ---------------------------------------------------------
+    def agent_state(self, extension: str) -> dict:
+        """The agent's live state: available, paused (with the reason), wrapup, on_call, logged_out."""
+        queues = self._box.queues
+
+        def read() -> dict:
+            agent = queues.engine.agent(extension)
+            member_of = sorted(cfg.name for cfg in queues.engine.queues.values() if cfg.member(extension))
+            return {"extension": extension, "state": agent.state if agent else "logged_out",
+                    "reason": agent.reason if agent else "", "queues": sorted(agent.queues) if agent else [],
+                    "member_of": member_of}
+
+        return self._in_loop(read)
+
+    def agent_action(self, extension: str, action: str, reason: str = "") -> dict:
+        """Log in, log out, pause or unpause the agent in all their queues; ValueError says why not."""
+        if action not in AGENT_ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
+        self._in_loop(lambda: self._box.queues.agent_action(extension, action, None, reason))
+        return self.agent_state(extension)
+
+    def click_to_call(self, extension: str, number: str) -> str:
+        """Ring the agent's phone, then dial `number`; the call record id. ValueError says why not."""
+        return self._in_loop(lambda: self._box.click_to_call.start(extension, number))
+
+    def queue_status(self) -> dict:
+        """Queues, their agents and waiting callers, live."""
+        return self._in_loop(lambda: self._box.queues.status())
+
+    def save_wrapup(self, *, extension: str, user: str, call_id: str, outcome: str, moods: list[str],
+                    note: str, callback_at: str | None) -> dict:
+        """Store the agent's wrap-up; schedule the asked-for callback; alert supervisors when the mood calls for it."""
+        db = self._box.db
+        result = record_wrapup(db, self.crm_settings(), call_id=call_id, agent=extension, outcome=outcome,
+                               moods=moods, note=note, callback_at=callback_at, saved_by=user)
+        wrapup = result["wrapup"]
+        callback_error = None
+        if wrapup.get("callback_at"):
+            try:
+                callback_id = self._in_loop(
+                    lambda: self._box.queues.callback_for_call(call_id, wrapup["callback_at"]))
+            except ValueError as exc:  # the wrap-up stays saved; the agent is told the callback is not
+                callback_error = str(exc)
+            else:
+                set_wrapup_callback(db, call_id, extension, callback_id)
+                wrapup = {**wrapup, "callback_id": callback_id}
+        self.bus.publish("wrapup.saved", call_id=call_id, agent=extension, outcome=outcome,
+                         customer_id=wrapup.get("customer_id"))
+        if result["alert"] is not None:
+            self.bus.publish("crm.alert", **result["alert"])
+        return {"wrapup": wrapup, "alert": result["alert"], "callback_error": callback_error}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .api import BoxApi
 from .bus import EventBus
+from .calls.click_to_call import ClickToCall
+from .calls.customer_link import CrmCustomerLink
 from .calls.ivr_calls import IvrDestination
 from .calls.queue_service import QueueService
 from .control import SOCKET_NAME, ControlServer
@@ -106,7 +108,8 @@ class Box:
             s.register_min_expires, s.register_max_expires, s.register_default_expires))
         media_host = s.bind if s.bind not in ("::",) else "0.0.0.0"
         self.media = MediaEngine(loop, PortAllocator(s.rtp_port_min, s.rtp_port_max, media_host))
-        self.call_log = CallLog(db, self.bus)
+        self.crm = CrmCustomerLink(db, self.bus, loop)
+        self.call_log = CallLog(db, self.bus, self.crm)
         layer = TransactionLayer(loop, self.transport, tu=None, methods=KNOWN_METHODS)  # type: ignore[arg-type]
         self.layer = layer
         self.b2bua = B2BUA(loop, layer, self.endpoint, self.location, self.call_log, self.media,
@@ -128,6 +131,9 @@ class Box:
         dial_plan = DialPlan(lambda number: directory.get_extension(db, number),
                              lambda: directory.list_trunks(db), self._dial_policy,
                              ivr_by_number=self._ivr_by_number, queue_by_number=self._queue_by_number)
+        self.click_to_call = ClickToCall(self.b2bua, self.call_log, db, dial_plan, self._trunk_by_name,
+                                         lambda: self.crm.settings().region, s.international_prefixes[0],
+                                         s.ringback)
         self.core = SipCore(authenticator=auth, bans=self.bans, registrar=registrar, b2bua=self.b2bua,
                             dial_plan=dial_plan, call_log=self.call_log, bus=self.bus,
                             extension=lambda number: directory.get_extension(db, number),
@@ -150,11 +156,15 @@ class Box:
             log.error("control socket unavailable (%s); `switchboard agent` changes apply at the next start", exc)
             self.control = None
         self.api = BoxApi(self)
+        if s.http_port and (code := self.api.setup_code()) is not None:
+            host = self.endpoint.host if s.bind in ("0.0.0.0", "::") else s.bind
+            log.warning("no admin yet: open http://%s:%s/setup and enter the setup code %s"
+                        " (or run `switchboard admin create NAME`)", host, s.http_port, code)
         self.web = None
         if s.http_port:
             from web.app import create_app  # Flask loads only when the web is on
             from web.server import WebServer
-            self.web = WebServer(create_app(self.api), s.bind, s.http_port)
+            self.web = WebServer(create_app(self.api), s.bind, s.http_port, s.web_threads)
             self.web.start()
         # Spoken prompts are rendered by espeak-ng on first boot: off the loop, so calls are not held up.
         self._preload = loop.run_in_executor(None, self._preload_prompts)
@@ -194,6 +204,8 @@ class Box:
         if self.transport is not None:
             await self.transport.stop()
         if self.db is not None:
+            # CRM jobs (segment refresh, alerts) run on the default executor: let them finish first.
+            await asyncio.get_running_loop().shutdown_default_executor()
             self.checkpointer.stop()
             self.db.conn.close()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .calls.ivr import describe_path
+from . import cli_customers, cli_users
+from .cli_support import UsageError, data_dir as _data_dir, open_store as _open, print_table as _print_table
 from .config import ConfigError, default_data_dir, load_provisioning, load_settings
 from .control import SOCKET_NAME, control_request
 from .logs import setup_logging
@@ -24,10 +26,6 @@ from .store.ivr import get_hours
 from .store.provision import apply_provisioning
 
 PHONE = re.compile(r"\+?[0-9]{2,20}")
-
-
-class UsageError(Exception):
-    """A wrong argument: printed without a traceback, exit status 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,10 +93,15 @@ def _parser() -> argparse.ArgumentParser:
                             help="where the data lives (default: %s)" % default_data_dir())
     prompt_set.set_defaults(func=_prompt_set)
 
+    groups: dict[str, argparse._SubParsersAction] = {}
+
     def group(name: str, help_text: str) -> argparse._SubParsersAction:
-        top = sub.add_parser(name, help=help_text, description=help_text)
-        top.set_defaults(func=lambda _args: _usage(top))
-        return top.add_subparsers(dest=f"{name}_command")
+        """A command with sub-commands; asking again for a name returns the same one."""
+        if name not in groups:
+            top = sub.add_parser(name, help=help_text, description=help_text)
+            top.set_defaults(func=lambda _args, top=top: _usage(top))
+            groups[name] = top.add_subparsers(dest=f"{name}_command")
+        return groups[name]
 
     def leaf(parent: argparse._SubParsersAction, name: str, func,  # type: ignore[no-untyped-def]
              help_text: str) -> argparse.ArgumentParser:
@@ -138,16 +141,14 @@ def _parser() -> argparse.ArgumentParser:
     cmd = leaf(callback, "list", _callback_list, "List pending and running callbacks.")
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
-    customer = group("customer", "Known customers (phone and segment, for VIP routing).")
-    cmd = leaf(customer, "add", _customer_add, "Add or update a customer.")
+    cli_customers.add_commands(group, leaf)
+    cli_users.add_commands(group, leaf)
+    customer = group("customer", "Customers: list, search, import and export as CSV.")
+    cmd = leaf(customer, "add", _customer_add, "Add or update a customer by phone number.")
     cmd.add_argument("phone")
     cmd.add_argument("--name")
     cmd.add_argument("--segment", choices=queues.SEGMENTS, default="new")
     return parser
-
-
-def _data_dir(args: argparse.Namespace) -> Path:
-    return args.data_dir if args.data_dir is not None else default_data_dir()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -281,11 +282,6 @@ def _prompt_set(args: argparse.Namespace) -> int:
 
 
 # --- queues, agents, callbacks, customers ---
-
-
-def _open(args: argparse.Namespace) -> tuple[Database, Path]:
-    settings = load_settings(_data_dir(args), {})
-    return open_database(settings.db_path), settings.data_dir / SOCKET_NAME
 
 
 def _box_failed(reply: dict) -> int:
@@ -506,15 +502,6 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)
-
-
-def _print_table(headings: tuple[str, ...] | list[str], rows: list[list[str]]) -> None:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headings)]
-    print("  ".join(h.ljust(w) for h, w in zip(headings, widths)).rstrip())
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    if not rows:
-        print("(none)")
 
 
 if __name__ == "__main__":

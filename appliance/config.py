@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from appliance.calls.hours import DAY_NAMES, BusinessHours, parse_day, parse_holiday, zone
 from appliance.calls.ivr_config import DTMF_KEYS, TARGET_KINDS, Action, IvrMenu
 from appliance.calls.queue_config import CALLBACK_KEYS, DESTINATION_KINDS, STRATEGIES, Member, QueueConfig
+from appliance.crm.settings import RULE_SEGMENTS, CrmSettings, SegmentRule
 from appliance.media import prompt_texts
 
 SETTINGS_FILE = "switchboard.toml"
@@ -179,6 +180,7 @@ class Settings:
     advertise: str | None = None
     sip_port: int = 5060
     http_port: int = 8080
+    web_threads: int = 32  # waitress workers; each open screen-pop stream holds one
     rtp_port_min: int = 10000
     rtp_port_max: int = 20000
     realm: str = "switchboard"
@@ -214,7 +216,8 @@ _BOX_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "bind": _ip,
     "advertise": _host,
     "sip_port": _port,
-    "http_port": _port,
+    "http_port": _int(0, 65535),  # 0: no web pages
+    "web_threads": _int(4, 256),
     "rtp_port_min": _port,
     "rtp_port_max": _port,
     # The realm is sent inside a quoted header parameter and hashed into every HA1.
@@ -320,7 +323,7 @@ def _check_settings(s: Settings, at: Callable[[str], _Where]) -> None:
     if s.sip_port == s.http_port:
         at("http_port").fail(f"must differ from sip_port ({s.sip_port})")
     for key in ("sip_port", "http_port"):
-        if s.rtp_port_min <= getattr(s, key) <= s.rtp_port_max:
+        if getattr(s, key) and s.rtp_port_min <= getattr(s, key) <= s.rtp_port_max:
             at(key).fail(f"{getattr(s, key)} lies inside the RTP range {s.rtp_port_min}-{s.rtp_port_max}")
     if not s.register_min_expires <= s.register_default_expires <= s.register_max_expires:
         at("register_default_expires").fail(
@@ -380,6 +383,7 @@ class Provisioning:
     prompt_voice: str | None = None
     prompt_texts: dict[str, str] = field(default_factory=dict)
     queues: list[QueueConfig] = field(default_factory=list)
+    crm: CrmSettings | None = None  # None: no [crm] table, the defaults apply
 
 
 _EXTENSION_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
@@ -781,13 +785,75 @@ def _prompts(where: _Where, table: Any) -> tuple[str | None, dict[str, str]]:
     return voice, texts
 
 
+# --- CRM ---
+
+
+def _region(where: _Where, value: Any) -> str:
+    import phonenumbers  # only provisioning needs the list of regions
+
+    if not isinstance(value, str) or value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        where.fail(f'expected a two-letter country code such as "US", "GB" or "FR", got {_shown(value)}')
+    return value.upper()
+
+
+_outcome = _pattern(r'[^\x00-\x1f\x7f"\\]{1,40}', "1-40 characters without quotes, backslashes or control characters")
+
+
+def _outcomes(where: _Where, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        where.fail(f'expected a non-empty list like ["resolved", "sale"], got {_shown(value)}')
+    result: list[str] = []
+    for i, item in enumerate(value):
+        outcome = _outcome(where / i, item).strip()
+        if not outcome:
+            (where / i).fail("expected some text, got only spaces")
+        if outcome.lower() in (o.lower() for o in result):
+            (where / i).fail(f'duplicate outcome "{outcome}"')
+        result.append(outcome)
+    if "resolved" not in result:
+        where.fail('must include "resolved" (the repeat-call alert counts on it)')
+    return tuple(result)
+
+
+def _segment_rules(where: _Where, value: Any) -> tuple[SegmentRule, ...]:
+    """[crm.segments]: regular = { calls = 3, days = 90 }; the first rule met wins, highest segment first."""
+    _check_keys(where, value, RULE_SEGMENTS)
+    rules = []
+    for segment in RULE_SEGMENTS:
+        if segment in value:
+            rule = _record(where / segment, value[segment], {"calls": _int(1, 10000), "days": _int(1, 3650)},
+                           ("calls", "days"))
+            rules.append(SegmentRule(segment, rule["calls"], rule["days"]))
+    return tuple(rules)
+
+
+_CRM_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
+    "region": _region,
+    "outcomes": _outcomes,
+    "new_days": _int(0, 3650),
+    "repeat_calls": _int(2, 100),
+    "repeat_days": _int(1, 365),
+    "recent_calls": _int(2, 100),
+    "calm_share": _number(0, 1),
+    "segments": _segment_rules,
+}
+
+
+def _crm(where: _Where, table: Any) -> CrmSettings:
+    """[crm]: region, wrap-up outcomes, segment rules and alert thresholds."""
+    values = _record(where, table, _CRM_KEYS, ())
+    if "segments" in values:
+        values["rules"] = values.pop("segments")
+    return CrmSettings(**values)
+
+
 def load_provisioning(path: Path) -> Provisioning:
     """Parse and validate a provisioning TOML file."""
     where = _Where(str(path))
     doc = _check_keys(
         where,
         _read_toml(Path(path)),
-        ("extensions", "trunks", "security", "box", "hours", "ivr", "queue", "prompts"),
+        ("extensions", "trunks", "security", "box", "hours", "ivr", "queue", "prompts", "crm"),
     )
     security = _record(where / "security", doc.get("security", {}), {"allow_international": _bool}, ())
     box, _ = _box_values(where / "box", doc.get("box", {}))
@@ -811,6 +877,7 @@ def load_provisioning(path: Path) -> Provisioning:
         if kind == "queue" and target not in queue_names:
             (where / "trunks" / i / "inbound").fail(f'no [[queue]] named "{target}"')
     voice, texts = _prompts(where / "prompts", doc.get("prompts", {}))
+    crm = _crm(where / "crm", doc["crm"]) if "crm" in doc else None
     return Provisioning(
         extensions=extensions,
         trunks=trunks,
@@ -821,4 +888,5 @@ def load_provisioning(path: Path) -> Provisioning:
         prompt_voice=voice,
         prompt_texts=texts,
         queues=queues,
+        crm=crm,
     )

@@ -6,6 +6,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from browser import browser, new_page  # noqa: F401  (Playwright fixtures for the web tests)
 from peers import RunningBox, start_box
 
 PROVISION = """
@@ -75,3 +76,27 @@ def office_factory(box_factory, workdir: Path):  # type: ignore[no-untyped-def]
     yield make
     for office in made:
         office.stop()
+
+
+@pytest.fixture
+def web_box(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The real box in-process (extensions 201-203), for web tests; stopped afterwards."""
+    from live_box import LiveBox
+
+    box = LiveBox(tmp_path / "web-box", PROVISION)
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def app(web_box):  # type: ignore[no-untyped-def]
+    """The web app around web_box's BoxApi."""
+    from web.app import create_app
+
+    return create_app(web_box.box.api, testing=True)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    """A Flask test client (keeps cookies between requests)."""
+    return app.test_client()

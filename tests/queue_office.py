@@ -37,13 +37,17 @@ queue_timeout = "Sorry."
 
 
 def provision(ports: list[int], queue: str, hours: str = "", customers: str = "", last_inbound: str = "queue:sales") -> str:
-    """Extensions 201-203, trunks itsp0..N delivering to queue:sales (the last one to last_inbound), and the queue."""
+    """Extensions 201-203, trunks itsp0..N delivering to queue:sales (the last one to last_inbound), and the queue.
+
+    Extensions dial out on itsp0 with the prefix 9.
+    """
     trunks = "".join(f"""
 [[trunks]]
 name = "itsp{i}"
 host = "{LOCALHOST}"
 port = {port}
 inbound = "{last_inbound if i == len(ports) - 1 else 'queue:sales'}"
+{'outbound_prefix = "9"' if i == 0 else ''}
 """ for i, port in enumerate(ports))
     extensions = "".join(f"""
 [[extensions]]

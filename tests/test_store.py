@@ -63,7 +63,7 @@ def test_schema_matches_spec(db):
     assert db["calls"].columns_dict.keys() == {
         "id", "sip_call_id", "direction", "line", "from_number", "from_name", "to_number",
         "answered_by", "started_at", "answered_at", "ended_at", "disposition", "sip_status",
-        "hangup_by", "duration", "extra", "ivr_path", "recording",
+        "hangup_by", "duration", "extra", "ivr_path", "recording", "customer_id",
     }
     assert db["extensions"].pks == ["number"]
     assert db["trunks"].pks == ["name"]

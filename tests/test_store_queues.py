@@ -46,7 +46,7 @@ def test_migration_4_from_a_version_3_database_keeps_callbacks(tmp_path, monkeyp
     monkeypatch.undo()
 
     db = open_database(path)
-    assert migrations.schema_version(db) == 4
+    assert migrations.schema_version(db) == len(migrations.MIGRATIONS)
     row = callbacks.get_callback(db, old_id)
     assert row["state"] == "pending" and row["line"] is None and row["next_attempt_at"] is None
     assert {"line", "next_attempt_at", "last_status", "agent", "record_id"} <= _columns(db, "callbacks")
@@ -58,17 +58,19 @@ def test_migration_4_from_a_version_3_database_keeps_callbacks(tmp_path, monkeyp
         "outcome", "agent", "callback_id"}
     assert _columns(db, "queue_offers") == {
         "id", "queue", "entry_id", "callback_id", "agent", "rang_at", "ended_at", "outcome"}
-    assert _columns(db, "customers") == {"id", "phone", "name", "segment", "created_at"}
+    # migration 5 rebuilt m004's customers: phones live in their own table since
+    assert _columns(db, "customer_phones") == {"phone", "customer_id", "position"}
     indexes = {row[1] for row in db.execute("SELECT * FROM sqlite_master WHERE type = 'index'").fetchall()}
     assert {"idx_queue_entries_queue_entered", "idx_queue_offers_agent_rang", "idx_queue_offers_queue_rang"} <= indexes
     db.close()
 
 
 def test_schema_constraints(db):
-    db.execute("INSERT INTO customers (phone) VALUES ('+3312345678')")
+    db.execute("INSERT INTO customers (id, created_at, updated_at) VALUES (1, 'now', 'now')")
     assert db.execute("SELECT segment FROM customers").fetchone()[0] == "new"
+    db.execute("INSERT INTO customer_phones (phone, customer_id) VALUES ('+3312345678', 1)")
     with pytest.raises(sqlite3.IntegrityError):
-        db.execute("INSERT INTO customers (phone) VALUES ('+3312345678')")
+        db.execute("INSERT INTO customer_phones (phone, customer_id) VALUES ('+3312345678', 1)")
     with pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO queue_entries (id, queue) VALUES ('x', 'sales')")  # entered_at is required
     db.execute("INSERT INTO agent_logins VALUES ('201', 'sales', 'now')")
@@ -188,8 +190,9 @@ def test_customer_segment_exact_then_digits(db):
     assert queues.customer_segment(db, "anonymous") is None
     # the same number in another spelling updates the customer, keeping the name
     assert queues.upsert_customer(db, "447700900123", segment="occasional") == vip
-    row = db.execute("SELECT phone, name, segment FROM customers WHERE id = ?", [vip]).fetchone()
-    assert row == ("+44 7700 900123", "Ann", "occasional")
+    row = db.execute("SELECT p.phone, c.name, c.segment_override FROM customers c JOIN customer_phones p "
+                     "ON p.customer_id = c.id WHERE c.id = ?", [vip]).fetchone()
+    assert row == ("+447700900123", "Ann", "occasional")
     with pytest.raises(ValueError, match="unknown segment"):
         queues.upsert_customer(db, "0611", segment="gold")
 
@@ -316,3 +319,21 @@ def test_provisioning_syncs_queues(tmp_path, db):
     assert [q.name for q in queues.list_queues(db)] == ["sales", "web-made"]
     assert queues.logins(db) == []
     assert directory.get_extension(db, "202") is not None
+
+
+def test_migration_5_moves_version_4_customers_and_keeps_their_segments(tmp_path, monkeypatch):
+    path = tmp_path / "switchboard.db"
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
+    old = open_database(path)
+    old.execute("INSERT INTO customers (id, phone, name, segment, created_at) "
+                "VALUES (7, '+447700900123', 'Ann', 'vip', '2026-05-04T09:00:00.000Z')")
+    old.execute("INSERT INTO customers (id, phone, name) VALUES (8, '0612345678', NULL)")
+    old.close()
+    monkeypatch.undo()
+
+    db = open_database(path)
+    rows = db.execute("SELECT c.id, c.name, c.segment, c.segment_override, p.phone FROM customers c "
+                      "JOIN customer_phones p ON p.customer_id = c.id ORDER BY c.id").fetchall()
+    assert rows == [(7, "Ann", "vip", "vip", "+447700900123"), (8, "", "new", None, "0612345678")]
+    assert queues.customer_segment(db, "+44 7700 900123") == "vip"
+    db.close()

@@ -1,21 +1,38 @@
 """Flask app factory: the box's local web pages, served from the box with no CDN."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template
+from datetime import timedelta
+
+from flask import Flask, jsonify
+
+from . import admin, auth, console, csrf, customers, events, status, supervisor
+
+MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # a CSV of some 20 000 customers
 
 
 def create_app(api, testing: bool = False) -> Flask:  # type: ignore[no-untyped-def]
     """Build the web app around the box's thread-safe facade."""
     app = Flask(__name__)
-    app.config["TESTING"] = testing
-
-    @app.get("/")
-    def status_page():  # type: ignore[no-untyped-def]
-        return render_template("status.html", status=api.status(), calls=api.recent_calls(15))
+    app.config.update(
+        TESTING=testing,
+        SECRET_KEY=api.web_secret(),
+        SESSION_COOKIE_NAME="switchboard_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+        # Open screen-pop streams each hold a worker; keep a few workers for pages and forms.
+        SSE_LIMIT=max(2, getattr(api, "web_threads", 32) - 4),
+    )
+    app.extensions["switchboard"] = api
+    csrf.init_app(app)
+    auth.init_app(app)
+    for blueprint in (auth.bp, admin.bp, customers.bp, console.bp, events.bp, supervisor.bp, status.bp):
+        app.register_blueprint(blueprint)
 
     @app.get("/healthz")
     def health():  # type: ignore[no-untyped-def]
-        status = api.status()
-        return jsonify({"ok": True, "active_calls": status["active_calls"], "trunks": status["trunks"]})
+        state = api.status()
+        return jsonify({"ok": True, "active_calls": state["active_calls"], "trunks": state["trunks"]})
 
     return app

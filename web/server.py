@@ -12,9 +12,10 @@ log = logging.getLogger("switchboard.web")
 class WebServer:
     """A waitress server on its own thread; the asyncio loop stays the core's."""
 
-    def __init__(self, app, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, host: str, port: int, threads: int = 32) -> None:  # type: ignore[no-untyped-def]
         try:
-            self._server = create_server(app, host=host, port=port, threads=4, ident="switchboard")
+            # Each open screen-pop stream (SSE) holds a worker thread for as long as it is open.
+            self._server = create_server(app, host=host, port=port, threads=threads, ident="switchboard")
         except OSError as exc:
             raise OSError(exc.errno, f"cannot serve the web on {host}:{port}: {exc.strerror}") from None
         self.port = self._server.effective_port  # type: ignore[union-attr]

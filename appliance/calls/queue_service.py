@@ -25,6 +25,7 @@ from appliance.sip.b2bua import B2BUA, Call, TrunkPeer
 from appliance.sip.sdp_local import MediaChoice
 from appliance.sip.transport import Peer
 from appliance.store import callbacks as store_callbacks
+from appliance.store import calls as store_calls
 from appliance.store import directory
 from appliance.store import ivr as store_ivr
 from appliance.store import queues as store_queues
@@ -409,6 +410,30 @@ class QueueService:
             log.warning("callback %s for %s: no queue to run it (define a [[queue]])", callback_id, number)
         self.bus.publish("callback.requested", callback_id=callback_id, number=number, queue=name,
                          created=created, call_id=info.record_id)
+        return callback_id
+
+    def callback_for_call(self, call_id: str, at: str) -> str:
+        """A wrap-up asked to call the customer back at a time: in the call's queue, else the agent's or the default."""
+        call = store_calls.get_call(self.db, call_id)
+        if call is None:
+            raise ValueError(f"no call {call_id}")
+        number = call["to_number"] if call["direction"] == "outbound" else call["from_number"]
+        queue = store_calls.queue_of_call(self.db, call_id)
+        if queue not in self.engine.queues:
+            agent = call["answered_by"] or ""
+            queue = next((cfg.name for cfg in sorted(self.engine.queues.values(), key=lambda c: c.name)
+                          if cfg.member(agent) is not None), self.default_queue())
+        if not queue:
+            raise ValueError("no queue to run the callback: the office has no [[queue]]")
+        callback_id, created = store_callbacks.schedule_callback(
+            self.db, number=number, queue=queue, at=from_iso(at), name=call["from_name"] or None,
+            line=call["line"], source=f"wrapup:{call_id}")
+        row = store_callbacks.get_callback(self.db, callback_id)
+        if row is not None and callback_id not in self.runs:
+            self._queue_callback(row)
+        self.bus.publish("callback.requested", callback_id=callback_id, number=number, queue=queue,
+                         created=created, call_id=call_id)
+        self.kick()
         return callback_id
 
     def default_queue(self) -> str:

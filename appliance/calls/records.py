@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..bus import EventBus
 from ..store import calls as store_calls
@@ -22,6 +23,7 @@ class CallInfo:
     from_name: str
     to_number: str
     extension: str | None = None
+    customer_id: int | None = None
     answered: bool = False
     ended: bool = False
     extra: dict = field(default_factory=dict)
@@ -32,24 +34,45 @@ class CallInfo:
         """Fields every call event carries."""
         return {"call_id": self.record_id, "direction": self.direction, "line": self.line,
                 "from_number": self.from_number, "from_name": self.from_name,
-                "to_number": self.to_number, "extension": self.extension, "ivr_path": self.ivr_path}
+                "to_number": self.to_number, "extension": self.extension, "ivr_path": self.ivr_path,
+                "customer_id": self.customer_id}
+
+
+class CustomerLink(Protocol):
+    """Ties calls to the CRM's customers (appliance.calls.customer_link)."""
+
+    def customer_for(self, direction: str, from_number: str, to_number: str) -> int | None:
+        """The customer on the far end of a new call, if any."""
+
+    def started(self, info: CallInfo) -> None:
+        """A call with a customer began."""
+
+    def ended(self, info: CallInfo) -> None:
+        """A call with a customer is over."""
 
 
 class CallLog:
     """Writes call records to the store and publishes call events after each write."""
 
-    def __init__(self, db, bus: EventBus) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, db, bus: EventBus, customers: CustomerLink | None = None) -> None:  # type: ignore[no-untyped-def]
         self.db = db
         self.bus = bus
+        self.customers = customers
 
     def start(self, *, sip_call_id: str, direction: str, line: str, from_number: str,
               from_name: str, to_number: str) -> CallInfo:
         """Record a new call attempt."""
+        customer_id = None
+        if self.customers is not None:
+            customer_id = self.customers.customer_for(direction, from_number, to_number)
         record_id = store_calls.start_call(
             self.db, sip_call_id=sip_call_id, direction=direction, line=line,
-            from_number=from_number, from_name=from_name, to_number=to_number)
-        info = CallInfo(record_id, sip_call_id, direction, line, from_number, from_name, to_number)
+            from_number=from_number, from_name=from_name, to_number=to_number, customer_id=customer_id)
+        info = CallInfo(record_id, sip_call_id, direction, line, from_number, from_name, to_number,
+                        customer_id=customer_id)
         self.bus.publish("call.started", **info.event_data())
+        if customer_id is not None and self.customers is not None:
+            self.customers.started(info)
         return info
 
     def ringing(self, info: CallInfo, extension: str | None) -> None:
@@ -100,6 +123,8 @@ class CallLog:
             store_calls.update_extra(self.db, info.record_id, **info.extra)
         self.bus.publish("call.ended", disposition=disposition, sip_status=sip_status,
                          hangup_by=hangup_by, **info.event_data())
+        if info.customer_id is not None and self.customers is not None:
+            self.customers.ended(info)
 
 
 def disposition_for(status: int) -> str:

@@ -55,3 +55,10 @@ def dtmf_tone(digit: str, on: float = 0.1, off: float = 0.1) -> bytes:
         raise ValueError(f"not a DTMF digit: {digit!r}")
     index = _KEYPAD.index(key)
     return tone_pcm((_ROWS[index // 4], _COLS[index % 4]), on) + _silence(off)
+
+
+@lru_cache(maxsize=None)
+def busy_tone(cycles: int = 4) -> Prompt:
+    """A few cycles of a busy tone (425 Hz, half a second on and off), played once."""
+    pcm = b"".join(tone_pcm((425.0,), 0.5) + _silence(0.5) for _ in range(cycles))
+    return Prompt(f"busy-{cycles}", pcm, tuple(frames(pcm)))

@@ -57,8 +57,10 @@ class OutboundCall(UacCall):
 
     # --- placing the two calls ----------------------------------------------------
     def ring_agent(self, targets: list[Target], timeout: float,
-                   on_answered: Callable[[MediaChannel], None], on_failed: Callable[[int], None]) -> None:
-        """Ring the agent's phones in parallel; then on_answered(channel) or on_failed(status), once."""
+                   on_answered: Callable[[MediaChannel], None], on_failed: Callable[[int], None],
+                   show: str | None = None) -> None:
+        """Ring the agent's phones in parallel (showing `show` as the caller, default the record's caller);
+        then on_answered(channel) or on_failed(status), once."""
         if self.state != "new":
             raise RuntimeError(f"ring_agent on a call in state {self.state}")
         if not targets:
@@ -75,8 +77,8 @@ class OutboundCall(UacCall):
             return
         body = sdp_local.local_offer(b2bua.endpoint.host, self.relay.a.port, self._sdp_sessions["a"], 1)
         # The agent's phone shows who the callback is for.
-        caller = self.info.from_number or "switchboard"
-        self._ring(targets, body, timeout, self._addresses(caller, self.info.from_name, None))
+        caller = show or self.info.from_number or "switchboard"
+        self._ring(targets, body, timeout, self._addresses(caller, "" if show else self.info.from_name, None))
 
     def dial_customer(self, targets: list[Target], timeout: float, on_ringing: Callable[[], None],
                       on_answered: Callable[[], None], on_failed: Callable[[int], None]) -> None:

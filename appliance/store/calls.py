@@ -27,6 +27,7 @@ def start_call(
     to_number: str,
     started_at: datetime | str | None = None,
     extra: dict | None = None,
+    customer_id: int | None = None,
 ) -> str:
     """Record a new call and return its id (uuid4 hex)."""
     if direction not in DIRECTIONS:
@@ -43,6 +44,8 @@ def start_call(
         "started_at": to_iso(started_at),
         "extra": json.dumps(extra) if extra else None,
     }
+    if customer_id is not None:
+        row["customer_id"] = customer_id
     with transaction(db):
         db["calls"].insert(row)
     return call_id
@@ -165,3 +168,21 @@ def _decode(extra: str | None) -> dict:
 
 def _out(row: dict) -> dict:
     return {**row, "extra": _decode(row["extra"]), "ivr_path": json.loads(row["ivr_path"] or "[]")}
+
+
+def queue_of_call(db: Database, call_id: str) -> str | None:
+    """The queue the call last waited in, if it went through one."""
+    with db_lock(db):
+        rows = list(db.query("SELECT queue FROM queue_entries WHERE call_id = ? ORDER BY entered_at DESC LIMIT 1",
+                             [call_id]))
+    return rows[0]["queue"] if rows else None
+
+
+def unwrapped_calls(db: Database, extension: str, since: datetime | str, limit: int = 5) -> list[dict]:
+    """Calls the extension answered since then, now over, with no wrap-up by that extension yet; newest first."""
+    with db_lock(db):
+        rows = list(db.query(
+            "SELECT c.* FROM calls c WHERE c.answered_by = ? AND c.ended_at IS NOT NULL AND c.started_at >= ? "
+            "AND NOT EXISTS (SELECT 1 FROM wrapups w WHERE w.call_id = c.id AND w.agent = ?) "
+            "ORDER BY c.started_at DESC LIMIT ?", [extension, to_iso(since), extension, limit]))
+    return [_out(r) for r in rows]

@@ -228,11 +228,108 @@ def _m004_queues(db: Database) -> None:
     db.execute("ALTER TABLE callbacks ADD COLUMN record_id TEXT")
 
 
+def _m005_crm_and_users(db: Database) -> None:
+    """The CRM (customers with several phones, wrap-ups, alerts) and the web's users."""
+    # customers is rebuilt: m004's interim table had one phone per row; phones now live apart.
+    db.execute(
+        """
+        CREATE TABLE crm_customers (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            company TEXT NOT NULL DEFAULT '',
+            email TEXT NOT NULL DEFAULT '',
+            segment TEXT NOT NULL DEFAULT 'new',
+            segment_override TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            notes TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    # A segment set by hand in m004 (anything but "new") becomes a manual override.
+    db.execute(
+        """
+        INSERT INTO crm_customers (id, name, segment, segment_override, created_at, updated_at)
+        SELECT id, COALESCE(name, ''), segment, CASE WHEN segment != 'new' THEN segment END,
+               COALESCE(created_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+               COALESCE(created_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        FROM customers
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE customer_phones (
+            phone TEXT PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES crm_customers(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute("INSERT INTO customer_phones (phone, customer_id, position) SELECT phone, id, 0 FROM customers")
+    db.execute("DROP TABLE customers")
+    db.execute("ALTER TABLE crm_customers RENAME TO customers")
+    db.execute("CREATE INDEX idx_customer_phones_customer ON customer_phones(customer_id)")
+    db.execute("CREATE INDEX idx_customers_name ON customers(name COLLATE NOCASE)")
+    db.execute("ALTER TABLE calls ADD COLUMN customer_id INTEGER")
+    db.execute("CREATE INDEX idx_calls_customer ON calls(customer_id, started_at)")
+    # One wrap-up per agent per call: a transferred call can have two.
+    db.execute(
+        """
+        CREATE TABLE wrapups (
+            call_id TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            customer_id INTEGER,
+            outcome TEXT NOT NULL,
+            moods TEXT NOT NULL DEFAULT '[]',
+            note TEXT NOT NULL DEFAULT '',
+            callback_at TEXT,
+            callback_id TEXT,
+            saved_by TEXT,
+            saved_at TEXT NOT NULL,
+            PRIMARY KEY (call_id, agent)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_wrapups_customer ON wrapups(customer_id, saved_at)")
+    db.execute(
+        """
+        CREATE TABLE crm_alerts (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER,
+            call_id TEXT,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            acknowledged_by TEXT,
+            acknowledged_at TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_crm_alerts_open ON crm_alerts(acknowledged_at, created_at)")
+    db.execute(
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'agent')),
+            extension TEXT,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            session_epoch INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m001_initial,
     _m002_registrations,
     _m003_ivr,
     _m004_queues,
+    _m005_crm_and_users,
 ]
 
 

@@ -7,6 +7,7 @@ import dataclasses
 from sqlite_utils import Database
 
 from appliance.config import Provisioning
+from appliance.crm.settings import SETTINGS_KEY as CRM_SETTINGS
 from appliance.store.db import transaction
 from appliance.store.directory import (
     delete_extension,
@@ -101,4 +102,8 @@ def apply_provisioning(db: Database, prov: Provisioning, realm: str) -> dict:
         set_setting(db, ALLOW_INTERNATIONAL, prov.security.allow_international)
         set_setting(db, PROMPT_VOICE, prov.prompt_voice)
         set_setting(db, PROMPT_TEXTS, prov.prompt_texts)
+        if prov.crm is None:  # no [crm] table: back to the defaults
+            db.execute("DELETE FROM settings WHERE key = ?", [CRM_SETTINGS])
+        else:
+            set_setting(db, CRM_SETTINGS, prov.crm.to_dict())
     return summary

@@ -14,10 +14,13 @@ from datetime import datetime, timezone
 from sqlite_utils import Database
 
 from appliance.calls.queue_config import QueueConfig
+from appliance.crm.phones import normalise
+from appliance.crm.settings import load_crm_settings
+from appliance.store import customers
 from appliance.store.db import db_lock, to_iso, transaction
 from appliance.store.definitions import save_definition
 
-SEGMENTS = ("new", "occasional", "regular", "vip")
+SEGMENTS = customers.SEGMENTS
 LEFT_OUTCOMES = ("abandoned", "callback", "timeout", "full", "closed", "empty")
 OFFER_OUTCOMES = ("answered", "missed", "cancelled")
 DEFAULT_SERVICE_LEVEL = 20.0
@@ -205,53 +208,54 @@ def recent_handling_times(db: Database, queue: str, limit: int = 20) -> list[flo
     return [r["t"] for r in rows]
 
 
-# --- customers (interim, until the CRM) ---
+# --- customers (the CRM's tables; see appliance.store.customers) ---
 
 
 def _digits(phone: str) -> str:
     return re.sub(r"\D", "", phone)
 
 
-def _find_customer(db: Database, phone: str) -> dict | None:
-    row = _one(db, "SELECT * FROM customers WHERE phone = ?", [phone])
-    if row is not None:
-        return row
-    digits = _digits(phone)
-    if not digits:
-        return None
-    # Stored numbers may carry spaces or dashes; an office has few enough customers to compare them all.
-    for candidate in _all(db, "SELECT * FROM customers ORDER BY id"):
-        if _digits(candidate["phone"]) == digits:
-            return candidate
-    return None
+def _find_customer(db: Database, phone: str) -> tuple[str, dict | None]:
+    """The number as E.164 ("" when it is not a phone number) and the customer owning it, if any."""
+    e164 = normalise(phone, load_crm_settings(db).region) if _digits(phone) else None
+    if e164 is None:
+        return "", None
+    return e164, customers.customer_by_phone(db, e164)
 
 
 def customer_segment(db: Database, number: str) -> str | None:
-    """The segment of the customer with this number (exact, else same digits: "+44 7700" = "447700"), or None."""
-    row = _find_customer(db, number)
+    """The effective segment of the customer owning this number (in any spelling of it), or None."""
+    e164 = normalise(number, load_crm_settings(db).region) if _digits(number) else None
+    if e164 is None:
+        return None
+    row = _one(db, "SELECT COALESCE(c.segment_override, c.segment) AS segment FROM customer_phones p "
+                   "JOIN customers c ON c.id = p.customer_id WHERE p.phone = ?", [e164])
     return None if row is None else row["segment"]
 
 
 def upsert_customer(db: Database, phone: str, name: str | None = None, segment: str = "new") -> int:
-    """Create or update the customer with this phone (matched like customer_segment); returns its id.
+    """Create or update the customer with this phone; returns its id.
 
-    A name of None keeps the stored name.
+    A segment other than "new" becomes a manual override; "new" hands the segment back to the
+    rules. A name of None keeps the stored name. ValueError (CustomerError) for a bad phone or segment.
     """
     if segment not in SEGMENTS:
-        raise ValueError(f"unknown segment {segment!r}: expected one of {', '.join(SEGMENTS)}")
-    if not _digits(phone):
-        raise ValueError(f"a customer phone needs digits, got {phone!r}")
+        raise customers.CustomerError(f"unknown segment {segment!r}: expected one of {', '.join(SEGMENTS)}")
+    override = None if segment == "new" else segment
+    settings = load_crm_settings(db)
     with transaction(db):
-        row = _find_customer(db, phone)
+        e164, row = _find_customer(db, phone)
+        if not e164:
+            raise customers.CustomerError(f"not a phone number: {phone!r}")
         if row is None:
-            return db["customers"].insert(
-                {"phone": phone, "name": name, "segment": segment, "created_at": to_iso()}
-            ).last_pk
-        db.execute(
-            "UPDATE customers SET name = ?, segment = ? WHERE id = ?",
-            [row["name"] if name is None else name, segment, row["id"]],
-        )
-        return row["id"]
+            customer_id = customers.create_customer(db, region=settings.region, name=name or "", phones=[e164],
+                                                    segment_override=override)
+        else:
+            customer_id = row["id"]
+            fields = {"segment_override": override} if name is None else {"segment_override": override, "name": name}
+            customers.update_customer(db, customer_id, region=settings.region, **fields)
+        customers.refresh_segment(db, customer_id, settings)
+        return customer_id
 
 
 # --- statistics ---

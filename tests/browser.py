@@ -1,0 +1,47 @@
+"""Playwright driving Debian's chromium (no browser download): the fixtures the web tests import."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless chromium for the whole run."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def new_page(browser):  # type: ignore[no-untyped-def]
+    """Pages in fresh browser contexts (each its own cookies), closed after the test."""
+    contexts: list = []
+
+    def make():  # type: ignore[no-untyped-def]
+        context = browser.new_context()
+        context.set_default_timeout(15000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def sign_in(page, base: str, username: str, password: str, then: str = "/agent") -> None:  # type: ignore[no-untyped-def]
+    """Log in through the real form, then open a page."""
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("main button[type=submit]")
+    page.wait_for_load_state()
+    page.goto(f"{base}{then}")
