@@ -10,9 +10,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-b
                  "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless chromium for the whole run."""
+    """One headless chromium per test module.
+
+    Not per session: Playwright's sync API keeps an asyncio loop running in the main thread while it
+    is open, and later modules that call asyncio.run() would then fail.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
