@@ -30,8 +30,8 @@ def new_page(browser):  # type: ignore[no-untyped-def]
     """Pages in fresh browser contexts (each its own cookies), closed after the test."""
     contexts: list = []
 
-    def make():  # type: ignore[no-untyped-def]
-        context = browser.new_context()
+    def make(**options):  # type: ignore[no-untyped-def]
+        context = browser.new_context(**options)
         context.set_default_timeout(15000)
         contexts.append(context)
         return context.new_page()

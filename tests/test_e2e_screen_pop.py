@@ -83,6 +83,15 @@ def test_unknown_caller_becomes_a_new_customer_named_from_the_card(office: Offic
                  "ON p.customer_id = c.id")
     assert rows == [{"name": "Fox Mulder", "segment": "new", "phone": "+13125550199"}]
 
+    # The wrap-up by keyboard alone: it opens with the first outcome focused; Space picks it, Enter saves.
+    page.wait_for_selector("#wrapup:not([hidden])")
+    assert page.evaluate("document.activeElement.name") == "outcome"
+    page.keyboard.press("ArrowDown")  # the next outcome
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#wrapup", state="hidden")
+    saved = query(office.box, "SELECT outcome FROM wrapups")
+    assert saved == [{"outcome": "follow-up needed"}]
+
 
 def test_usually_calm_customer_marked_angry_alerts_the_supervisor_live(office: Office, new_page) -> None:  # type: ignore[no-untyped-def]
     add_customer_with_past(office.box, CALLER, "Walter Skinner", "", None, [
@@ -124,3 +133,33 @@ def test_click_to_call_rings_the_agent_first_then_the_customer(office: Office, n
     assert call["to_number"].endswith("2125550123") and call["customer_id"] is not None
     request_line = next(line for line in customer.received()[0].splitlines() if line.startswith("INVITE "))
     assert "sip:2125550123@" in request_line  # the national number, as the agent would dial it
+
+
+def test_callback_pops_the_customers_card_when_the_agents_phone_rings(office: Office, new_page) -> None:  # type: ignore[no-untyped-def]
+    add_customer_with_past(office.box, CALLER, "Dana Scully", "FBI", None, [("follow-up needed", ["calm"], 60.0)])
+    phone = office.phones.start("201", answering(office.workdir, "ann_phone", ring_ms=1500, talk_ms=None))
+    customer = office.customer(answering(office.workdir, "dana_phone", ring_ms=300, talk_ms=1000), trunk=0)
+    page = new_page()
+    sign_in(page, base(office), "ann", PASSWORD)
+    page.wait_for_selector("#live[data-live='1']")
+
+    office.cli_ok("callback", "add", CALLER, "--queue", "sales", "--name", "Dana")
+    page.wait_for_selector("#card[data-call-id] .who")
+    assert page.inner_text("#card .who") == "Dana Scully · FBI"
+    assert "callback" in page.inner_text("#card .badges")
+    assert "follow-up needed" in page.inner_text("#card .history")
+    assert customer.finish(40)[0] == 0 and phone.finish(30)[0] == 0
+    page.wait_for_selector("#wrapup:not([hidden])")
+
+
+@pytest.mark.parametrize("path", ["/agent", "/customers", "/supervisor"])
+def test_pages_fit_a_phone_screen(office: Office, new_page, path: str) -> None:  # type: ignore[no-untyped-def]
+    add_customer_with_past(office.box, CALLER, "Dana Scully", "Federal Bureau of Investigation", "vip", [])
+    page = new_page(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    sign_in(page, base(office), "sam" if path == "/supervisor" else "ann", PASSWORD, then=path)
+    if path == "/customers":
+        page.wait_for_selector("text=Dana Scully")
+    else:
+        page.wait_for_selector("#live[data-live='1']")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{path} is {overflow} px wider than a 360 px screen"
