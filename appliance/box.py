@@ -10,6 +10,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from hw.leds import StatusLeds
+
 from .api import BoxApi
 from .bus import EventBus
 from .calls.click_to_call import ClickToCall
@@ -35,6 +37,7 @@ from .sip.transaction import TransactionLayer
 from .sip.transport import Peer, SipTransport
 from .sip.trunk import TrunkClient, TrunkStatus
 from .sip.uri import UriError, parse_sip_uri
+from .status_leds import StatusLedPolicy
 from .store import calls as store_calls
 from .store import directory, registrations
 from .store import ivr as store_ivr
@@ -70,6 +73,8 @@ class Box:
         self.trunks: dict[str, TrunkClient] = {}
         self.started_at = 0.0
         self.ready_after = 0.0
+        self.leds: StatusLeds | None = None
+        self.led_policy: StatusLedPolicy | None = None
 
     async def start(self) -> None:
         """Open the store, apply provisioning, bind SIP and start the trunks."""
@@ -77,6 +82,7 @@ class Box:
         s = self.settings
         loop = asyncio.get_running_loop()
         self.loop = loop
+        self._start_leds()  # first: the power LED blinks while the rest starts
         self.db = db = open_database(s.db_path)
         self.checkpointer = Checkpointer(db, s.db_path).start()
         interrupted = store_calls.close_interrupted(db)
@@ -208,6 +214,10 @@ class Box:
             await asyncio.get_running_loop().shutdown_default_executor()
             self.checkpointer.stop()
             self.db.conn.close()
+        if self.led_policy is not None:
+            self.led_policy.close()
+        if self.leds is not None:
+            self.leds.close()
 
     # --- helpers wired into the core ------------------------------------------
     def _preload_prompts(self) -> None:
@@ -225,7 +235,27 @@ class Box:
         if command == "reload":
             self.queues.reload()
             return {}
+        if command == "status":
+            return self._status()
         return self.queues.control(command, args)
+
+    def _start_leds(self) -> None:
+        s = self.settings
+        self.leds = StatusLeds({"power": s.led_power_pin, "trunk": s.led_trunk_pin, "modem": s.led_modem_pin,
+                                "calls": s.led_calls_pin}, s.led_pin_factory)
+        # Built before anything that publishes, so no call or trunk event is missed.
+        self.led_policy = StatusLedPolicy(self.bus, self.leds, trunks=self._registering_trunks)
+
+    def _registering_trunks(self) -> dict[str, str]:
+        return {name: c.status.state for name, c in self.trunks.items() if c.row.get("register")}
+
+    def _status(self) -> dict:
+        """`switchboard status`: the LEDs, trunks, calls in progress, registered phones and uptime."""
+        assert self.led_policy is not None
+        return {"leds": self.led_policy.state(),
+                "trunks": {name: c.status.state for name, c in self.trunks.items()},
+                "calls": len(self.b2bua.active), "phones": len(self.location.registered()),
+                "uptime": round(time.time() - self.started_at, 1)}
 
     def _ivr_by_number(self, number: str) -> str | None:
         menu = store_ivr.menu_by_number(self.db, number)

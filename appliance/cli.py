@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .calls.ivr import describe_path
-from . import cli_customers, cli_users
+from . import cli_customers, cli_status, cli_users
 from .cli_support import UsageError, data_dir as _data_dir, open_store as _open, print_table as _print_table
 from .config import ConfigError, default_data_dir, load_provisioning, load_settings
 from .control import SOCKET_NAME, control_request
@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd = leaf(callback, "list", _callback_list, "List pending and running callbacks.")
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
+    cli_status.add_commands(command)
     cli_customers.add_commands(group, leaf)
     cli_users.add_commands(group, leaf)
     customer = group("customer", "Customers: list, search, import and export as CSV.")

@@ -33,6 +33,7 @@ LOG_FORMATS = ("json", "text")
 RECORD_CALLS = ("none", "inbound", "all")
 RINGBACKS = ("eu", "us", "uk")
 DTMF_INBAND = ("auto", "always", "never")
+LED_PIN_FACTORIES = ("auto", "mock", "native", "lgpio", "rpigpio", "pigpio")
 MAX_PROMPT_TEXT = 1000
 WEAK_SECRETS = frozenset(
     {
@@ -205,6 +206,11 @@ class Settings:
     ringback: str = "eu"  # the ringing tone callers hear: eu, us or uk
     dtmf_inband: str = "auto"  # listen for DTMF tones in the audio: auto (when not negotiated), always, never
     prompt_voice: str = "en"  # espeak-ng voice for generated prompts
+    led_power_pin: int | None = None  # BCM GPIO numbers of the status LEDs; None: not fitted
+    led_trunk_pin: int | None = None
+    led_modem_pin: int | None = None
+    led_calls_pin: int | None = None
+    led_pin_factory: str = "auto"  # auto (gpiozero's default on a Pi, else mock), mock, or a gpiozero factory
 
     @property
     def db_path(self) -> Path:
@@ -241,6 +247,11 @@ _BOX_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "ringback": _choice(RINGBACKS),
     "dtmf_inband": _choice(DTMF_INBAND),
     "prompt_voice": _voice,
+    "led_power_pin": _int(0, 27),
+    "led_trunk_pin": _int(0, 27),
+    "led_modem_pin": _int(0, 27),
+    "led_calls_pin": _int(0, 27),
+    "led_pin_factory": _choice(LED_PIN_FACTORIES),
 }
 
 
@@ -330,6 +341,11 @@ def _check_settings(s: Settings, at: Callable[[str], _Where]) -> None:
             f"need register_min_expires ({s.register_min_expires}) <= register_default_expires "
             f"({s.register_default_expires}) <= register_max_expires ({s.register_max_expires})"
         )
+    led_pins: dict[int, str] = {}
+    for key in ("led_power_pin", "led_trunk_pin", "led_modem_pin", "led_calls_pin"):
+        pin = getattr(s, key)
+        if pin is not None and led_pins.setdefault(pin, key) != key:
+            at(key).fail(f"GPIO{pin} is already {led_pins[pin]}")
 
 
 # --- provisioning ---

@@ -5,8 +5,6 @@ agent, then dials the customer on trunk "itsp" (a SIPp uas) and bridges the two.
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import subprocess
 import threading
 import time
@@ -18,12 +16,10 @@ from typing import Any
 
 import pytest
 
-from ivr_peers import seed_prompts
-from peers import (LOCALHOST, SCENARIOS, free_media_port, free_port, free_rtp_range, register, sdp_audio,
+from live_box import LiveBox
+from peers import (SCENARIOS, free_media_port, free_port, register, sdp_audio,
                    sipp_log_messages, start_sipp)
 
-from appliance.box import Box
-from appliance.config import load_settings
 from appliance.media.channel import MediaChannel
 from appliance.media.prompts import Prompt, frames
 from appliance.media.tones import tone_pcm
@@ -53,47 +49,16 @@ outbound_prefix = "0"
 """
 
 
-class LiveBox:
-    """The box running on an asyncio loop in a background thread; the test thread calls into it."""
+class OutboundBox(LiveBox):
+    """The box in-process with the trunk "itsp" pointing at trunk_port."""
 
     def __init__(self, data_dir: Path, trunk_port: int) -> None:
-        data_dir.mkdir(parents=True)
-        seed_prompts(data_dir)
-        (data_dir / "provision.toml").write_text(PROVISION.format(trunk_port=trunk_port))
-        rtp_min, rtp_max = free_rtp_range()
-        self.sip_port = free_port()
-        settings = load_settings(data_dir, {
-            "bind": LOCALHOST, "sip_port": self.sip_port, "http_port": free_port(),
-            "rtp_port_min": rtp_min, "rtp_port_max": rtp_max,
-            "trunk_keepalive": 3600})  # no OPTIONS to the trunk's SIPp in the middle of a scenario
-        self.box = Box(settings, data_dir / "provision.toml")
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="box-loop", daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.box.start(), self.loop).result(30)
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run fn(*args) on the box's loop and return its result."""
-        done: concurrent.futures.Future = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                done.set_result(fn(*args))
-            except BaseException as exc:  # handed to the test thread
-                done.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return done.result(10)
+        # No OPTIONS to the trunk's SIPp in the middle of a scenario: LiveBox sets a long keepalive.
+        super().__init__(data_dir, PROVISION.format(trunk_port=trunk_port))
 
     def record(self, record_id: str) -> dict:
         """The call record, read on the loop (which owns the store)."""
         return self.call(store_calls.get_call, self.box.db, record_id)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.box.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 class Outcome:
@@ -131,7 +96,7 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
     """A box with extension 201 registered from agent_port and trunk "itsp" at trunk_port."""
     root = tmp_path_factory.mktemp("outbound")
     trunk_port, agent_port = free_port(), free_port()
-    live = LiveBox(root / "box", trunk_port)
+    live = OutboundBox(root / "box", trunk_port)
     peers = root / "register"
     peers.mkdir()
     try:
