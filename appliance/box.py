@@ -44,6 +44,8 @@ from .store import ivr as store_ivr
 from .store import queues as store_queues
 from .store.db import Checkpointer, open_database, transaction
 from .store.provision import ALLOW_INTERNATIONAL, apply_provisioning
+from .lines.modem_config import SETTINGS_KEY as MODEM_SETTINGS
+from .lines.modem_config import ModemConfig
 
 log = logging.getLogger("switchboard.box")
 TRUNK_STATUS_KEY = "trunk_status:"
@@ -71,6 +73,7 @@ class Box:
         self.db = None
         self.transport: SipTransport | None = None
         self.trunks: dict[str, TrunkClient] = {}
+        self.lines: dict = {}  # modem lines (appliance.lines.modem_gateway.ModemGateway) by name
         self.started_at = 0.0
         self.ready_after = 0.0
         self.leds: StatusLeds | None = None
@@ -135,11 +138,11 @@ class Box:
         self.ivr.queue = self.queues.join
         self.ivr.callbacks = self.queues.callback_from_ivr
         dial_plan = DialPlan(lambda number: directory.get_extension(db, number),
-                             lambda: directory.list_trunks(db), self._dial_policy,
+                             lambda: directory.list_trunks(db) + self._line_rows(), self._dial_policy,
                              ivr_by_number=self._ivr_by_number, queue_by_number=self._queue_by_number)
         self.click_to_call = ClickToCall(self.b2bua, self.call_log, db, dial_plan, self._trunk_by_name,
                                          lambda: self.crm.settings().region, s.international_prefixes[0],
-                                         s.ringback)
+                                         s.ringback, trunks=lambda: directory.list_trunks(db) + self._line_rows())
         self.core = SipCore(authenticator=auth, bans=self.bans, registrar=registrar, b2bua=self.b2bua,
                             dial_plan=dial_plan, call_log=self.call_log, bus=self.bus,
                             extension=lambda number: directory.get_extension(db, number),
@@ -154,6 +157,7 @@ class Box:
                                  keepalive=s.trunk_keepalive)
             self.trunks[row["name"]] = client
             await client.start()
+        await self._start_lines()
         self.queues.start()  # after the trunks: callbacks may dial out at once
         self.control: ControlServer | None = ControlServer(s.data_dir / SOCKET_NAME, self._control)
         try:
@@ -198,6 +202,8 @@ class Box:
             self.queues.stop()
         for client in self.trunks.values():
             client.stop()
+        for line in self.lines.values():
+            await line.stop()
         await asyncio.sleep(0.05)  # let un-REGISTERs leave
         if hasattr(self, "layer"):
             # Start-up may have failed part-way: only undo what was done.
@@ -254,6 +260,7 @@ class Box:
         assert self.led_policy is not None
         return {"leds": self.led_policy.state(),
                 "trunks": {name: c.status.state for name, c in self.trunks.items()},
+                "lines": {name: line.status() for name, line in self.lines.items()},
                 "calls": len(self.b2bua.active), "phones": len(self.location.registered()),
                 "uptime": round(time.time() - self.started_at, 1)}
 
@@ -270,11 +277,38 @@ class Box:
         for client in self.trunks.values():
             if client.peer is not None and client.peer.peer.host == peer.host and client.peer.peer.port == peer.port:
                 return client.peer
+        for line in self.lines.values():
+            trunk = line.trunk_peer()
+            if trunk.peer.host == peer.host and trunk.peer.port == peer.port:
+                return trunk
         return None
 
     def _trunk_by_name(self, name: str) -> TrunkPeer | None:
         client = self.trunks.get(name)
-        return client.peer if client is not None else None
+        if client is not None:
+            return client.peer
+        line = self.lines.get(name)
+        return line.trunk_peer() if line is not None else None
+
+    def _line_rows(self) -> list[dict]:
+        """Modem lines as the dial plan sees trunks: a name, an inbound route, a prefix."""
+        return [line.trunk_row() for line in self.lines.values()]
+
+    async def _start_lines(self) -> None:
+        """Modem lines from provisioning, each joined to the box as a trunk on 127.0.0.1."""
+        configs = [ModemConfig.from_dict(d) for d in directory.get_setting(self.db, MODEM_SETTINGS, []) or []]
+        if not configs:
+            return
+        from .lines.modem_gateway import ModemGateway  # pyserial and the driver only when a modem is set up
+
+        s = self.settings
+        host = s.bind if s.bind not in ("0.0.0.0", "::") else "127.0.0.1"
+        for cfg in configs:
+            line = ModemGateway(self.loop, cfg, Peer("UDP", host, self.transport.port), self.bus, host)
+            await line.start()
+            self.lines[cfg.name] = line
+            log.info("modem line %s (%s) on %s: calls go to %s, dial out with %s", cfg.name, cfg.dialect,
+                     cfg.port, cfg.inbound, cfg.outbound_prefix or "(no prefix)")
 
     def _save_trunk_status(self, status: TrunkStatus) -> None:
         directory.set_setting(self.db, TRUNK_STATUS_KEY + status.name, json.dumps(asdict(status)))

@@ -14,6 +14,8 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .calls.ivr import describe_path
+from hw import cli_modem
+
 from . import cli_customers, cli_status, cli_users
 from .cli_support import UsageError, data_dir as _data_dir, open_store as _open, print_table as _print_table
 from .config import ConfigError, default_data_dir, load_provisioning, load_settings
@@ -67,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ring-timeout", type=float, help="seconds a call rings before it gives up")
     run.add_argument("--log-format", choices=("json", "text"), help="log format (default json)")
     run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    run.add_argument("--demo", action="store_true",
+                     help="add a simulated GSM modem and, without --provision, a small demo office whose "
+                          "caller rings in now and then")
 
     prov = command("provision", _provision, "Apply a provisioning file (idempotent).")
     prov.add_argument("file", type=Path)
@@ -142,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
     cli_status.add_commands(command)
+    cli_modem.add_commands(command)
     cli_customers.add_commands(group, leaf)
     cli_users.add_commands(group, leaf)
     customer = group("customer", "Customers: list, search, import and export as CSV.")
@@ -160,7 +166,15 @@ def _run(args: argparse.Namespace) -> int:
         "log_format", "log_level")}
     settings = load_settings(_data_dir(args), overrides)
     setup_logging(settings.log_level, settings.log_format)
-    box = Box(settings, args.provision)
+    demo = None
+    provision = args.provision
+    if args.demo:
+        from .demo import Demo  # the simulator only for the demo
+
+        demo = Demo(settings.data_dir)
+        demo.start()
+        provision = provision or demo.provisioning()
+    box = Box(settings, provision)
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -170,11 +184,18 @@ def _run(args: argparse.Namespace) -> int:
         try:
             await box.start()
             print(box.banner(), flush=True)
+            if demo is not None:
+                print(demo.instructions(box.endpoint.host, box.transport.port), flush=True)
+                demo.begin(box.bus)
             await stop.wait()
         finally:
             await box.stop()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    finally:
+        if demo is not None:
+            demo.stop()
     return 0
 
 

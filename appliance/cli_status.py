@@ -40,9 +40,23 @@ def _status(args: argparse.Namespace) -> int:
                  for name, led in reply.get("leds", {}).items()])
     trunks = reply.get("trunks", {})
     print("\nTrunks: " + (", ".join(f"{name} {state}" for name, state in sorted(trunks.items())) or "none"))
+    for name, line in sorted(reply.get("lines", {}).items()):
+        print(f"Modem line {name}: {_line_words(line)}")
     print(f"Calls in progress: {reply.get('calls', 0)}")
     print(f"Registered phones: {reply.get('phones', 0)}")
     return 0
+
+
+def _line_words(line: dict) -> str:
+    """A modem line's state for people: state, network, signal, and the last error while down."""
+    words = [line.get("state") or "unknown", f"on {line.get('port')}"]
+    if line.get("registered"):
+        words.append(f"registered to {line.get('operator') or 'the network'}")
+    if line.get("csq") not in (None, 99):
+        words.append(f"signal {line['csq']}/31" + (f" ({line['rssi_dbm']} dBm)" if line.get("rssi_dbm") else ""))
+    if line.get("state") == "down" and line.get("last_error"):
+        words.append(f"last error: {line['last_error']}")
+    return ", ".join(words)
 
 
 def _uptime(seconds: float) -> str:

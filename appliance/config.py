@@ -21,6 +21,7 @@ from appliance.calls.hours import DAY_NAMES, BusinessHours, parse_day, parse_hol
 from appliance.calls.ivr_config import DTMF_KEYS, TARGET_KINDS, Action, IvrMenu
 from appliance.calls.queue_config import CALLBACK_KEYS, DESTINATION_KINDS, STRATEGIES, Member, QueueConfig
 from appliance.crm.settings import RULE_SEGMENTS, CrmSettings, SegmentRule
+from appliance.lines.modem_config import DIALECTS, ModemConfig
 from appliance.media import prompt_texts
 
 SETTINGS_FILE = "switchboard.toml"
@@ -400,6 +401,7 @@ class Provisioning:
     prompt_texts: dict[str, str] = field(default_factory=dict)
     queues: list[QueueConfig] = field(default_factory=list)
     crm: CrmSettings | None = None  # None: no [crm] table, the defaults apply
+    modems: list[ModemConfig] = field(default_factory=list)
 
 
 _EXTENSION_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
@@ -506,6 +508,36 @@ def _trunks(where: _Where, value: Any) -> list[TrunkConfig]:
                 if getattr(trunk, key) is None:
                     (at / key).fail("required when register = true")
         result.append(trunk)
+    return result
+
+
+_MODEM_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
+    "name": _name,
+    "port": _text,
+    "audio_port": _text,
+    "dialect": _choice(DIALECTS),
+    "inbound": _inbound,
+    "outbound_prefix": _digits,
+    "codec": _choice(("PCMU", "PCMA"), str.upper),
+}
+
+
+def _modems(where: _Where, value: Any, trunks: list[TrunkConfig]) -> list[ModemConfig]:
+    """[[modems]]: GSM or FXO lines, named and prefixed apart from the trunks."""
+    names = {trunk.name: "a [[trunks]] entry" for trunk in trunks}
+    prefixes = {trunk.outbound_prefix: f'trunk "{trunk.name}"' for trunk in trunks if trunk.outbound_prefix}
+    result: list[ModemConfig] = []
+    for i, table in enumerate(_table_list(where, value)):
+        at = where / i
+        modem = ModemConfig(**_record(at, table, _MODEM_KEYS, ("name", "port", "dialect", "inbound")))
+        if modem.name in names:
+            (at / "name").fail(f'"{modem.name}" is already the name of {names[modem.name]}')
+        names[modem.name] = f"{where.path}[{i}]"
+        if modem.outbound_prefix is not None:
+            if modem.outbound_prefix in prefixes:
+                (at / "outbound_prefix").fail(f'"{modem.outbound_prefix}" is already used by {prefixes[modem.outbound_prefix]}')
+            prefixes[modem.outbound_prefix] = f"{where.path}[{i}]"
+        result.append(modem)
     return result
 
 
@@ -869,7 +901,7 @@ def load_provisioning(path: Path) -> Provisioning:
     doc = _check_keys(
         where,
         _read_toml(Path(path)),
-        ("extensions", "trunks", "security", "box", "hours", "ivr", "queue", "prompts", "crm"),
+        ("extensions", "trunks", "security", "box", "hours", "ivr", "queue", "prompts", "crm", "modems"),
     )
     security = _record(where / "security", doc.get("security", {}), {"allow_international": _bool}, ())
     box, _ = _box_values(where / "box", doc.get("box", {}))
@@ -886,12 +918,14 @@ def load_provisioning(path: Path) -> Provisioning:
         _check_menu(where / "ivr" / i, menu, ivr_names, hour_names, numbers, queue_names)
     for i, queue in enumerate(queues):
         _check_queue(where / "queue" / i, queue, ivr_names, hour_names, numbers, queue_names)
-    for i, trunk in enumerate(trunks):
-        kind, _, target = (trunk.inbound or "").partition(":")
-        if kind == "ivr" and target not in ivr_names:
-            (where / "trunks" / i / "inbound").fail(f'no [[ivr]] named "{target}"')
-        if kind == "queue" and target not in queue_names:
-            (where / "trunks" / i / "inbound").fail(f'no [[queue]] named "{target}"')
+    modems = _modems(where / "modems", doc.get("modems", []), trunks)
+    for table, lines in (("trunks", trunks), ("modems", modems)):
+        for i, line in enumerate(lines):
+            kind, _, target = (line.inbound or "").partition(":")
+            if kind == "ivr" and target not in ivr_names:
+                (where / table / i / "inbound").fail(f'no [[ivr]] named "{target}"')
+            if kind == "queue" and target not in queue_names:
+                (where / table / i / "inbound").fail(f'no [[queue]] named "{target}"')
     voice, texts = _prompts(where / "prompts", doc.get("prompts", {}))
     crm = _crm(where / "crm", doc["crm"]) if "crm" in doc else None
     return Provisioning(
@@ -905,4 +939,5 @@ def load_provisioning(path: Path) -> Provisioning:
         prompt_texts=texts,
         queues=queues,
         crm=crm,
+        modems=modems,
     )

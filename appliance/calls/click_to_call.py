@@ -37,7 +37,8 @@ class ClickToCall:
 
     def __init__(self, b2bua: B2BUA, call_log: CallLog, db, dial_plan: DialPlan,  # type: ignore[no-untyped-def]
                  trunk_by_name: Callable[[str], TrunkPeer | None], region: Callable[[], str],
-                 international_prefix: str, ringback_region: str) -> None:
+                 international_prefix: str, ringback_region: str,
+                 trunks: Callable[[], list[dict]] | None = None) -> None:
         self.b2bua = b2bua
         self.call_log = call_log
         self.db = db
@@ -46,6 +47,7 @@ class ClickToCall:
         self.region = region
         self.international_prefix = international_prefix
         self.ringback_region = ringback_region
+        self.trunks = trunks or (lambda: directory.list_trunks(db))  # trunks and modem lines, with prefixes
 
     def route(self, caller: dict, number: str) -> Route:
         """The dial plan's decision for this number, as if the agent had dialled it."""
@@ -55,7 +57,7 @@ class ClickToCall:
         e164 = to_e164(wanted, self.region())
         if e164 is None:
             raise ValueError(f"{number!r} is not a phone number")
-        prefixes = [t.get("outbound_prefix") for t in directory.list_trunks(self.db)]
+        prefixes = [t.get("outbound_prefix") for t in self.trunks()]
         prefix = next((p for p in prefixes if p is not None), None)
         if prefix is None:
             raise ValueError("no line to call out on: no trunk has an outbound prefix")

@@ -59,9 +59,9 @@ def local_answer(choice: MediaChoice, address: str, port: int, session_id: int, 
 
 
 def local_offer(address: str, port: int, session_id: int, version: int,
-                codecs: tuple[str, ...] = BOX_CODECS, event_pt: int = DEFAULT_EVENT_PT,
+                codecs: tuple[str, ...] = BOX_CODECS, event_pt: int | None = DEFAULT_EVENT_PT,
                 payload_types: dict[str, int] | None = None) -> bytes:
-    """An offer from the box: the given G.711 codecs and telephone-event."""
+    """An offer from the box: the given G.711 codecs, and telephone-event unless event_pt is None."""
     pts = payload_types or {}
     return _build(address, port, session_id, version, [(pts.get(c, _STATIC[c]), c) for c in codecs],
                   event_pt, "sendrecv")

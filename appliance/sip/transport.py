@@ -69,8 +69,10 @@ class _TcpConnection(asyncio.Protocol):
 class SipTransport:
     """Listens on one UDP and one TCP port and hands whole messages to a handler."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, handler: MessageHandler) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, handler: MessageHandler,
+                 tcp: bool = True) -> None:
         self.loop = loop
+        self.tcp = tcp
         self.host = host
         self.port = port
         self.handler = handler
@@ -83,7 +85,7 @@ class SipTransport:
         self.is_blocked: Callable[[str], bool] = lambda host: False  # the ban list, checked before parsing
 
     async def start(self) -> None:
-        """Bind UDP and TCP on the same port."""
+        """Bind UDP, and TCP on the same port unless this transport is UDP only."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         udp = socket.socket(family, socket.SOCK_DGRAM)
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
@@ -96,6 +98,8 @@ class SipTransport:
         self.port = udp.getsockname()[1]
         self.udp = udp
         self.loop.add_reader(udp.fileno(), self._on_udp_readable)
+        if not self.tcp:
+            return
         self._server = await self.loop.create_server(
             lambda: _TcpConnection(self), self.host, self.port, reuse_address=True)
 

@@ -8,6 +8,7 @@ from sqlite_utils import Database
 
 from appliance.config import Provisioning
 from appliance.crm.settings import SETTINGS_KEY as CRM_SETTINGS
+from appliance.lines.modem_config import SETTINGS_KEY as MODEM_SETTINGS
 from appliance.store.db import transaction
 from appliance.store.directory import (
     delete_extension,
@@ -106,4 +107,5 @@ def apply_provisioning(db: Database, prov: Provisioning, realm: str) -> dict:
             db.execute("DELETE FROM settings WHERE key = ?", [CRM_SETTINGS])
         else:
             set_setting(db, CRM_SETTINGS, prov.crm.to_dict())
+        set_setting(db, MODEM_SETTINGS, [modem.to_dict() for modem in prov.modems])
     return summary
