@@ -132,7 +132,8 @@ class Box:
         self.b2bua.destinations["ivr"] = self.ivr
         self.queues = QueueService(loop, self.b2bua, db, self.prompts, self.bus, self.call_log, self.ivr,
                                    trunk_by_name=self._trunk_by_name, ringback_region=s.ringback,
-                                   dtmf_inband=s.dtmf_inband)
+                                   dtmf_inband=s.dtmf_inband,
+                                   line_names=lambda: [t["name"] for t in directory.list_trunks(db)] + list(self.lines))
         self.b2bua.destinations["queue"] = self.queues
         self.b2bua.destinations["feature"] = self.queues.feature
         self.ivr.queue = self.queues.join
@@ -202,6 +203,8 @@ class Box:
             self.queues.stop()
         for client in self.trunks.values():
             client.stop()
+        if getattr(self, "callback_texts", None) is not None:
+            self.callback_texts.close()
         for line in self.lines.values():
             await line.stop()
         await asyncio.sleep(0.05)  # let un-REGISTERs leave
@@ -309,6 +312,9 @@ class Box:
             self.lines[cfg.name] = line
             log.info("modem line %s (%s) on %s: calls go to %s, dial out with %s", cfg.name, cfg.dialect,
                      cfg.port, cfg.inbound, cfg.outbound_prefix or "(no prefix)")
+        from .lines.callback_texts import CallbackTexts
+
+        self.callback_texts = CallbackTexts(self.loop, self.bus, self.db, self.lines)
 
     def _save_trunk_status(self, status: TrunkStatus) -> None:
         directory.set_setting(self.db, TRUNK_STATUS_KEY + status.name, json.dumps(asdict(status)))

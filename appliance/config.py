@@ -511,6 +511,14 @@ def _trunks(where: _Where, value: Any) -> list[TrunkConfig]:
     return result
 
 
+def _sms_text(where: _Where, value: Any) -> str:
+    """A text message short enough for one SMS (160 GSM characters); empty sends none."""
+    text = _text(where, value) if value != "" else ""
+    if len(text) > 160:
+        where.fail(f"at most 160 characters fit in one text message, got {len(text)}")
+    return text
+
+
 _MODEM_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "name": _name,
     "port": _text,
@@ -519,7 +527,9 @@ _MODEM_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "inbound": _inbound,
     "outbound_prefix": _digits,
     "codec": _choice(("PCMU", "PCMA"), str.upper),
+    "callback_sms": _sms_text,
 }
+
 
 
 def _modems(where: _Where, value: Any, trunks: list[TrunkConfig]) -> list[ModemConfig]:

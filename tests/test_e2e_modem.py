@@ -20,8 +20,9 @@ CALLER = "+12125550123"
 TONE_HZ = 1000.0
 
 
-def provision(path: Path) -> str:
-    """Ann (201) and Bob (202), an IVR whose key 1 rings Ann, and the GSM line into that IVR (prefix 8 out)."""
+def provision(path: Path, dialect: str = "sim7600") -> str:
+    """Ann (201) and Bob (202), an IVR whose key 1 rings Ann, and the modem line into that IVR (prefix 8 out)."""
+    audio = f'audio_port = "{path}-audio"' if dialect != "v253" else ""  # V.253 carries audio on its one port
     return f"""
 [[extensions]]
 number = "201"
@@ -49,26 +50,32 @@ menu = "Press one."
 [[modems]]
 name = "gsm"
 port = "{path}"
-audio_port = "{path}-audio"
-dialect = "sim7600"
+{audio}
+dialect = "{dialect}"
 inbound = "ivr:main"
 outbound_prefix = "8"
 """
 
 
 @pytest.fixture
-def modem(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A SIM7600 simulated on a pty, as a USB modem would appear under /dev/serial/by-id."""
-    sim = ModemSimulator("sim7600", str(tmp_path / "usb-SimTech_SIM7600-if02-port0"))
+def dialect() -> str:
+    """Which modem the simulator plays (tests parametrize it)."""
+    return "sim7600"
+
+
+@pytest.fixture
+def modem(tmp_path: Path, dialect: str):  # type: ignore[no-untyped-def]
+    """The modem simulated on a pty, as a USB modem would appear under /dev/serial/by-id."""
+    sim = ModemSimulator(dialect, str(tmp_path / f"usb-Modem_{dialect}-if02-port0"))
     sim.start()
     yield sim
     sim.stop()
 
 
 @pytest.fixture
-def office(box_factory, modem):  # type: ignore[no-untyped-def]
+def office(box_factory, modem, dialect: str):  # type: ignore[no-untyped-def]
     """The box with the modem line up and ready."""
-    box = box_factory(provision(Path(modem.path)))
+    box = box_factory(provision(Path(modem.path), dialect))
     wait_for(lambda: line_status(box).get("state") == "ready", 20, "the modem line ready")
     return box
 
@@ -103,7 +110,9 @@ def call_out(box, workdir: Path, number: str):  # type: ignore[no-untyped-def]
                 "-timeout", "30", "-timeout_error", cwd=workdir)
 
 
-def test_gsm_call_reaches_the_ivr_picks_by_tone_and_talks_both_ways_with_ann(office, modem, workdir) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("dialect", ["sim7600", "ec25", "v253"])
+def test_call_on_the_line_reaches_the_ivr_picks_by_tone_and_talks_both_ways_with_ann(office, modem, workdir,  # type: ignore[no-untyped-def]
+                                                                                     dialect: str) -> None:
     phones = AgentPhones(office, workdir, SECRETS)
     ann = phones.start("201", answering(workdir, "ann", ring_ms=300, talk_ms=None))  # echoes RTP until BYE
     try:
@@ -122,7 +131,8 @@ def test_gsm_call_reaches_the_ivr_picks_by_tone_and_talks_both_ways_with_ann(off
     record = office.wait_for_calls(1)[0]
     assert (record["line"], record["from_number"], record["answered_by"]) == ("gsm", CALLER, "201")
     assert [step.get("key") for step in record["ivr_path"] if step.get("key")] == ["1"]
-    assert "ATA" in modem.commands and "AT+CPCMREG=1" in modem.commands
+    audio_on = {"sim7600": "AT+CPCMREG=1", "ec25": "AT+QPCMV=1,0", "v253": "AT+VTR"}[dialect]
+    assert audio_on in modem.commands
 
 
 def test_dialling_out_with_the_prefix_goes_through_the_modem(office, modem, workdir) -> None:  # type: ignore[no-untyped-def]
@@ -198,3 +208,32 @@ def test_demo_shows_a_gsm_call_reaching_the_ivr(box_factory) -> None:  # type: i
     assert [step.get("key") for step in record["ivr_path"] if step.get("key")] == ["1"]  # pressed in band
     secrets = json.loads((box.data_dir / "demo" / "secrets.json").read_text())
     assert len(secrets["201"]) >= 12  # made for this box, never a default
+
+
+QUEUE = """
+[[queue]]
+name = "sales"
+number = "600"
+members = ["201"]
+ring_timeout = 8
+"""
+
+
+def test_a_queue_callback_goes_out_on_the_modem_line(box_factory, modem, workdir) -> None:  # type: ignore[no-untyped-def]
+    box = box_factory(provision(Path(modem.path)) + QUEUE)  # no SIP trunk: the modem is the only way out
+    wait_for(lambda: line_status(box).get("state") == "ready", 20, "the modem line ready")
+    phones = AgentPhones(box, workdir, SECRETS)
+    ann = phones.start("201", answering(workdir, "ann", ring_ms=300, talk_ms=None))
+    try:
+        assert box.cli("agent", "login", "201").returncode == 0
+        modem.on_dial = "answer"
+        assert box.cli("callback", "add", "5550100", "--queue", "sales").returncode == 0
+        wait_for(lambda: modem.call_state == "active", 40, "the customer answering on the GSM line")
+        assert "ATD5550100;" in modem.commands
+        modem.hangup_remote()
+        assert ann.finish(20)[0] == 0
+    finally:
+        phones.stop()
+    record = wait_for(lambda: [r for r in box.calls() if r["direction"] == "callback" and r["ended_at"]], 15,
+                      "the callback's record")[0]
+    assert (record["line"], record["to_number"], record["answered_by"]) == ("gsm", "5550100", "201")

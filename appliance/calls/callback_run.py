@@ -98,6 +98,8 @@ class CallbackRun:
         if not targets:
             self._customer_failed(503)
             return
+        if targets[0][3] is not None:  # out on a trunk or a modem line: the record names it
+            self.service.call_log.line_used(self.out.info, targets[0][2])
         self.out.dial_customer(targets, self.service.customer_ring_timeout,
                                on_ringing=lambda: channel.play(ringback(self.service.ringback_region)),
                                on_answered=self._bridged, on_failed=self._customer_failed)

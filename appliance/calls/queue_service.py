@@ -54,7 +54,8 @@ class QueueService:
                  bus: EventBus, call_log: CallLog, ivr: IvrDestination | None,
                  trunk_by_name: Callable[[str], TrunkPeer | None], ringback_region: str = "eu",
                  dtmf_inband: str = "auto", now: Callable[[], float] = time.time,
-                 customer_ring_timeout: float = CUSTOMER_RING_SECONDS) -> None:
+                 customer_ring_timeout: float = CUSTOMER_RING_SECONDS,
+                 line_names: Callable[[], list[str]] | None = None) -> None:
         self.loop = loop
         self.b2bua = b2bua
         self.db = db
@@ -63,6 +64,8 @@ class QueueService:
         self.call_log = call_log
         self.ivr = ivr
         self.trunk_by_name = trunk_by_name
+        # Every line a callback may go out on, trunks first (modem lines after them).
+        self.line_names = line_names or (lambda: [t["name"] for t in directory.list_trunks(db)])
         self.ringback_region = ringback_region
         self.dtmf_inband = dtmf_inband
         self.now = now
@@ -577,7 +580,7 @@ class QueueService:
             return [(b.request_uri(), b.source, number, None) for b in self.b2bua.location.lookup(number)]
         trunk = self.trunk_by_name(line) if line not in ("", "internal") else None
         if trunk is None:
-            names = [t["name"] for t in directory.list_trunks(self.db)]
+            names = self.line_names()
             trunk = next((self.trunk_by_name(n) for n in names if self.trunk_by_name(n) is not None), None)
         if trunk is None:
             log.error("callback %s: no trunk to dial %s on", row["id"], number)

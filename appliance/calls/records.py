@@ -101,6 +101,12 @@ class CallLog:
         if store:
             store_calls.set_ivr_path(self.db, info.record_id, info.ivr_path)
 
+    def line_used(self, info: CallInfo, line: str) -> None:
+        """The line a call goes out on, once the box has chosen one (a callback without a line of its own)."""
+        if info.line != line:
+            info.line = line
+            store_calls.set_line(self.db, info.record_id, line)
+
     def recording(self, info: CallInfo, relative_path: str) -> None:
         """Point the call record at its recording."""
         store_calls.set_recording(self.db, info.record_id, relative_path)

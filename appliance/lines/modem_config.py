@@ -18,6 +18,8 @@ class ModemConfig:
     outbound_prefix: str | None = None
     audio_port: str | None = None  # the PCM port of a GSM module (sim7600, ec25)
     codec: str = "PCMU"            # what the line offers the box first
+    # Texted to a caller on this line who asks for a callback (GSM only; "" sends nothing).
+    callback_sms: str = "Thank you for calling. We will call you back as soon as someone is free."
 
     def to_dict(self) -> dict:
         """For the settings table."""

@@ -123,6 +123,13 @@ def set_ivr_path(db: Database, call_id: str, path: list[dict]) -> None:
         db.execute("UPDATE calls SET ivr_path = ? WHERE id = ?", [encoded, call_id])
 
 
+def set_line(db: Database, call_id: str, line: str) -> None:
+    """Note the line (trunk or modem) a call used, when it was chosen after the record began."""
+    with transaction(db):
+        _require(db, call_id)
+        db.execute("UPDATE calls SET line = ? WHERE id = ?", [line, call_id])
+
+
 def set_recording(db: Database, call_id: str, relative_path: str) -> None:
     """Note where the call's recording is, relative to the data folder."""
     parts = PurePosixPath(relative_path).parts
