@@ -849,3 +849,27 @@ def analyse_tone(path: Path, window: float = 0.5) -> ToneReport:
         windows.append((peak(chunk)[0], float(np.sqrt(np.mean(chunk ** 2)))))
     return ToneReport(samples.size / rate, float(np.sqrt(np.mean(samples ** 2))), dominant, windows,
                       (freqs, power))
+
+
+def invite_with_auth(phone: SipPhone, box, target: str, secret: str,
+                      formats: str = "8 0 101", offer: bool = True) -> tuple[list[tuple[str, str]], str]:
+    """INVITE, get 407, ACK it on the INVITE's branch, INVITE again with credentials (CSeq 2)."""
+    from appliance.sip.digest import build_authorization
+
+    ruri = f"sip:{target}@{LOCALHOST}:{box.sip_port}"
+    dialog = [("From", f"<sip:{phone.user}@{LOCALHOST}>;tag={new_id()}"), ("To", f"<sip:{target}@{LOCALHOST}>"),
+              ("Call-ID", new_id() + "@py")]
+    call_id = dialog[2][1]
+    body = sdp_body(free_media_port(), formats=formats) if offer else b""
+    typed = [("Content-Type", "application/sdp")] if offer else []
+    via = phone.via()
+    phone.send(phone.build("INVITE", ruri, dialog + [("CSeq", "1 INVITE"), ("Contact", phone.contact())] + typed,
+                           body, via=via))
+    challenge = phone.response(call_id, "INVITE")
+    assert challenge.status == 407, challenge
+    phone.send(phone.build("ACK", ruri, [dialog[0], ("To", challenge.header("To")), dialog[2], ("CSeq", "1 ACK")],
+                           via=via))
+    auth = build_authorization(challenge.header("Proxy-Authenticate"), "INVITE", ruri, phone.user, secret)
+    phone.send(phone.build("INVITE", ruri, dialog + [("CSeq", "2 INVITE"), ("Contact", phone.contact()),
+                                                     ("Proxy-Authorization", auth)] + typed, body))
+    return dialog, call_id

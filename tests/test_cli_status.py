@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PROVISION
-from peers import LOCALHOST, SipPhone, free_media_port, new_id, parse_sip, sdp_body
+from peers import LOCALHOST, SipPhone, free_media_port, invite_with_auth, new_id, parse_sip, sdp_body
 
 from appliance import cli_status
 from hw.leds import on_a_pi
@@ -66,27 +66,6 @@ def test_no_box_running_says_so_and_exits_1(tmp_path, capsys):
         assert "the box is not running" in err
 
 
-def _invite(phone: SipPhone, box, target: str, secret: str) -> tuple[list[tuple[str, str]], str]:
-    """INVITE, ACK the 407, INVITE again with credentials."""
-    from appliance.sip.digest import build_authorization
-
-    ruri = f"sip:{target}@{LOCALHOST}:{box.sip_port}"
-    dialog = [("From", f"<sip:{phone.user}@{LOCALHOST}>;tag={new_id()}"), ("To", f"<sip:{target}@{LOCALHOST}>"),
-              ("Call-ID", new_id() + "@status")]
-    call_id = dialog[2][1]
-    body, typed, via = sdp_body(free_media_port()), [("Content-Type", "application/sdp")], phone.via()
-    phone.send(phone.build("INVITE", ruri, dialog + [("CSeq", "1 INVITE"), ("Contact", phone.contact())] + typed,
-                           body, via=via))
-    challenge = phone.response(call_id, "INVITE")
-    assert challenge.status == 407, challenge
-    phone.send(phone.build("ACK", ruri, [dialog[0], ("To", challenge.header("To")), dialog[2], ("CSeq", "1 ACK")],
-                           via=via))
-    auth = build_authorization(challenge.header("Proxy-Authenticate"), "INVITE", ruri, phone.user, secret)
-    phone.send(phone.build("INVITE", ruri, dialog + [("CSeq", "2 INVITE"), ("Contact", phone.contact()),
-                                                     ("Proxy-Authorization", auth)] + typed, body))
-    return dialog, call_id
-
-
 def test_status_of_a_running_box_before_during_and_after_a_call(box_factory, tmp_path, capsys):
     data_dir = tmp_path / "box"
     data_dir.mkdir()
@@ -113,7 +92,7 @@ def test_status_of_a_running_box_before_during_and_after_a_call(box_factory, tmp
 
     with SipPhone(box, user="201") as ann, SipPhone(box, user="202") as bob:
         assert bob.register("202", SECRETS["202"], 600).status == 200
-        dialog, call_id = _invite(ann, box, "202", SECRETS["201"])
+        dialog, call_id = invite_with_auth(ann, box, "202", SECRETS["201"])
         invite = bob.request_in("INVITE")
         tag = new_id()
         bob.send(bob.reply(invite, 200, "OK", tag, [("Contact", bob.contact())], sdp_body(free_media_port())))

@@ -18,7 +18,8 @@ import pytest
 
 from conftest import PROVISION
 from peers import (
-    LOCALHOST, SCENARIOS, SipPhone, free_media_port, free_port, have, new_id, register, sdp_audio, sdp_body,
+    LOCALHOST, SCENARIOS, SipPhone, free_media_port, free_port, have, invite_with_auth, new_id, register, sdp_audio,
+    sdp_body,
     sipp, sipp_log_messages, start_box, start_sipp, users_file,
 )
 
@@ -340,7 +341,7 @@ def test_symmetric_rtp_latching_and_hold_from_the_callee(box):
         assert bob.register("202", SECRETS["202"], 600).status == 200
         ann_rtp, bob_rtp, intruder = _udp(), _udp(), _udp()
         try:
-            dialog, call_id = _invite_with_auth(ann, box, "202", SECRETS["201"], formats="0 101")  # PCMU
+            dialog, call_id = invite_with_auth(ann, box, "202", SECRETS["201"], formats="0 101")  # PCMU
             invite = bob.request_in("INVITE", call_id=None)
             _, box_b, formats, _ = sdp_audio(invite.sdp)
             assert formats == ["0", "101"]
@@ -405,7 +406,7 @@ def test_late_offer_the_callers_ack_carries_the_answer_to_the_callee(box):
     """An INVITE without SDP: the callee offers in its 200, the caller answers in its ACK (RFC 3264)."""
     with SipPhone(box, user="201") as ann, SipPhone(box, user="202") as bob:
         assert bob.register("202", SECRETS["202"], 600).status == 200
-        dialog, call_id = _invite_with_auth(ann, box, "202", SECRETS["201"], offer=False)
+        dialog, call_id = invite_with_auth(ann, box, "202", SECRETS["201"], offer=False)
         invite = bob.request_in("INVITE")
         assert invite.body == b""
         tag, bob_media = new_id(), free_media_port()
@@ -435,7 +436,7 @@ def test_bye_to_the_caller_waits_for_its_ack(box):
     """RFC 3261 §15: the box, as the caller's UAS, sends no BYE before the caller has ACKed the 200."""
     with SipPhone(box, user="201") as ann, SipPhone(box, user="202") as bob:
         assert bob.register("202", SECRETS["202"], 600).status == 200
-        dialog, call_id = _invite_with_auth(ann, box, "202", SECRETS["201"])
+        dialog, call_id = invite_with_auth(ann, box, "202", SECRETS["201"])
         invite = bob.request_in("INVITE")
         tag = new_id()
         bob.send(bob.reply(invite, 200, "OK", tag, [("Contact", bob.contact())], sdp_body(free_media_port())))
@@ -485,35 +486,11 @@ def test_lost_invite_ack_and_bye_towards_the_callee_are_recovered(box, workdir):
     assert (record["disposition"], record["answered_by"], record["hangup_by"]) == ("answered", "202", "201")
 
 
-def _invite_with_auth(phone: SipPhone, box, target: str, secret: str,
-                      formats: str = "8 0 101", offer: bool = True) -> tuple[list[tuple[str, str]], str]:
-    """INVITE, get 407, ACK it on the INVITE's branch, INVITE again with credentials (CSeq 2)."""
-    from appliance.sip.digest import build_authorization
-
-    ruri = f"sip:{target}@{LOCALHOST}:{box.sip_port}"
-    dialog = [("From", f"<sip:{phone.user}@{LOCALHOST}>;tag={new_id()}"), ("To", f"<sip:{target}@{LOCALHOST}>"),
-              ("Call-ID", new_id() + "@py")]
-    call_id = dialog[2][1]
-    body = sdp_body(free_media_port(), formats=formats) if offer else b""
-    typed = [("Content-Type", "application/sdp")] if offer else []
-    via = phone.via()
-    phone.send(phone.build("INVITE", ruri, dialog + [("CSeq", "1 INVITE"), ("Contact", phone.contact())] + typed,
-                           body, via=via))
-    challenge = phone.response(call_id, "INVITE")
-    assert challenge.status == 407, challenge
-    phone.send(phone.build("ACK", ruri, [dialog[0], ("To", challenge.header("To")), dialog[2], ("CSeq", "1 ACK")],
-                           via=via))
-    auth = build_authorization(challenge.header("Proxy-Authenticate"), "INVITE", ruri, phone.user, secret)
-    phone.send(phone.build("INVITE", ruri, dialog + [("CSeq", "2 INVITE"), ("Contact", phone.contact()),
-                                                     ("Proxy-Authorization", auth)] + typed, body))
-    return dialog, call_id
-
-
 def test_lost_200_towards_the_caller_is_retransmitted_until_acked(box, workdir, uas):
     port = register_at(box, workdir)
     callee = uas("call_uas_answer.xml", port)
     with SipPhone(box, user="201") as ann:
-        dialog, call_id = _invite_with_auth(ann, box, "202", SECRETS["201"])
+        dialog, call_id = invite_with_auth(ann, box, "202", SECRETS["201"])
         lost = ann.response(call_id, "INVITE")  # dropped: no ACK
         assert lost.status == 200, lost
         ok = ann.response(call_id, "INVITE")  # timer G
@@ -536,7 +513,7 @@ def test_bye_while_ringing_ends_the_attempt_like_a_cancel(box, workdir, uas):
     port = register_at(box, workdir)
     callee = uas("call_uas_ring.xml", port)
     with SipPhone(box, user="201") as ann:
-        dialog, call_id = _invite_with_auth(ann, box, "202", SECRETS["201"])
+        dialog, call_id = invite_with_auth(ann, box, "202", SECRETS["201"])
         ringing = ann.recv(lambda m: m.is_response and m.call_id == call_id and m.status == 180, 10, "180")
         box_contact = ringing.header("Contact").strip("<>").split(">")[0]
         ann.send(ann.build("BYE", box_contact, [dialog[0], ("To", ringing.header("To")), dialog[2],
@@ -620,7 +597,7 @@ def test_refused_invites_wrong_password_and_no_common_codec(box):
         again = ann.response(dialog[2][1], "INVITE")
         assert again.status == 407 and again.header("Proxy-Authenticate")
         # G.722 alone: nothing the box can anchor without transcoding
-        _, call_id = _invite_with_auth(ann, box, "202", SECRETS["201"], formats="9")
+        _, call_id = invite_with_auth(ann, box, "202", SECRETS["201"], formats="9")
         refused = ann.response(call_id, "INVITE")
     assert refused.status == 488, refused
     record = only_record(box)
