@@ -256,11 +256,11 @@ def digits(number: str) -> str:
     return re.sub(r"\D", "", number or "")[-10:]
 
 
-def sipp_invites(path: Path, direction: str) -> dict[str, float]:
-    """Caller number (last 10 digits) -> wall-clock stamp of the first INVITE block sent/received in a -trace_msg log."""
-    out: dict[str, float] = {}
+def _trace_messages(path: Path, direction: str) -> list[tuple[float, list[str]]]:
+    """(wall-clock stamp, stripped non-empty lines) of each message sent or received in a -trace_msg log."""
+    found: list[tuple[float, list[str]]] = []
     if not path.is_file():
-        return out
+        return found
     for block in re.split(r"(?m)^(?=-{20,} \d{4}-)", path.read_text(errors="replace")):
         lines = block.splitlines()
         if len(lines) < 3:
@@ -269,32 +269,30 @@ def sipp_invites(path: Path, direction: str) -> dict[str, float]:
         if not m or f" {direction}" not in lines[1]:
             continue
         body = [line.strip() for line in lines[2:] if line.strip()]
-        if not body or not body[0].startswith("INVITE "):
-            continue
-        user = next((f.group(1) for f in map(_FROM_USER.match, body) if f), "")
-        stamp = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()  # local time, like SIPp's
-        out.setdefault(digits(user), stamp)
+        if body:
+            # SIPp stamps in local time; strptime reads it back as local time too.
+            found.append((datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp(), body))
+    return found
+
+
+def _first_by_caller(path: Path, direction: str, start_line: str) -> dict[str, float]:
+    """Caller number (last 10 digits) -> stamp of the first message whose first line starts with start_line."""
+    out: dict[str, float] = {}
+    for stamp, body in _trace_messages(path, direction):
+        if body[0].startswith(start_line):
+            user = next((f.group(1) for f in map(_FROM_USER.match, body) if f), "")
+            out.setdefault(digits(user), stamp)
     return out
+
+
+def sipp_invites(path: Path, direction: str) -> dict[str, float]:
+    """Caller number (last 10 digits) -> wall-clock stamp of the first INVITE sent/received in a -trace_msg log."""
+    return _first_by_caller(path, direction, "INVITE ")
 
 
 def sipp_responses(path: Path, status: str) -> dict[str, float]:
-    """Call-ID -> stamp of the first response `status` sent, and Call-ID -> caller digits, from a uas log."""
-    out: dict[str, float] = {}
-    if not path.is_file():
-        return out
-    for block in re.split(r"(?m)^(?=-{20,} \d{4}-)", path.read_text(errors="replace")):
-        lines = block.splitlines()
-        if len(lines) < 3:
-            continue
-        m = _STAMP.match(lines[0])
-        if not m or " sent" not in lines[1]:
-            continue
-        body = [line.strip() for line in lines[2:] if line.strip()]
-        if not body or not body[0].startswith(f"SIP/2.0 {status}"):
-            continue
-        user = next((f.group(1) for f in map(_FROM_USER.match, body) if f), "")
-        out.setdefault(digits(user), datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp())
-    return out
+    """Caller number (last 10 digits) -> stamp of the first response `status` a uas sent."""
+    return _first_by_caller(path, "sent", f"SIP/2.0 {status}")
 
 
 # --- the browser ---------------------------------------------------------------------
