@@ -7,6 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const cardBox = $("card"), wrapBox = $("wrapup"), wrapForm = $("wrapup-form");
   const calls = {};        // call_id -> {card, answered, mine}
+  const KEEP_CALLS = 20;
   let current = null;      // the call on the card
   let timer = null;
   window.switchboardPops = [];  // [{call_id, at}] when each card reached the page (read by bench/screen_pop.py)
@@ -143,6 +144,8 @@
   const handlers = {
     card(data) {
       calls[data.call_id] = {card: data, answered: false, mine: false};
+      const ids = Object.keys(calls);  // a tab open all day keeps only the recent calls
+      ids.slice(0, Math.max(0, ids.length - KEEP_CALLS)).forEach((id) => { if (id !== current) delete calls[id]; });
       showCard(data.call_id);
       window.switchboardPops.push({call_id: data.call_id, at: performance.timeOrigin + performance.now()});
     },
