@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from peers import LOCALHOST, SCENARIOS, free_media_port, free_port, sipp, sipp_log_messages, users_file
+from office_text import ANN_AND_BOB
 from queue_peers import AgentPhones, answering, wait_for
 
 from hw.sim.simulator import ModemSimulator
 
 pytestmark = pytest.mark.peers
 
-SECRETS = {"201": "s3cret-201", "202": "s3cret-202"}
+SECRETS = {"201": "s3cret-201", "202": "b0b-likes-tea"}  # as in ANN_AND_BOB
 CALLER = "+12125550123"
 TONE_HZ = 1000.0
 
@@ -23,17 +24,7 @@ TONE_HZ = 1000.0
 def provision(path: Path, dialect: str = "sim7600") -> str:
     """Ann (201) and Bob (202), an IVR whose key 1 rings Ann, and the modem line into that IVR (prefix 8 out)."""
     audio = f'audio_port = "{path}-audio"' if dialect != "v253" else ""  # V.253 carries audio on its one port
-    return f"""
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "{SECRETS['201']}"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "{SECRETS['202']}"
-
+    return ANN_AND_BOB + f"""
 [[ivr]]
 name = "main"
 timeout = 8
