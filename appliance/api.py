@@ -118,7 +118,7 @@ class BoxApi:
         if wrapup.get("callback_at"):
             try:
                 callback_id = self._in_loop(
-                    lambda: self._box.queues.callback_for_call(call_id, wrapup["callback_at"]))
+                    lambda: self._box.queues.callback_for_call(call_id, wrapup["callback_at"], extension))
             except ValueError as exc:  # the wrap-up stays saved; the agent is told the callback is not
                 callback_error = str(exc)
             else:

@@ -21,7 +21,8 @@ from .calls.queue_service import QueueService
 from .control import SOCKET_NAME, ControlServer
 from .calls.records import CallLog
 from .calls.recording import RecordingPolicy
-from .calls.router import DialPlan, DialPlanPolicy
+from .calls.outbound_policy import OutboundPolicy, PolicySettings
+from .calls.router import DialPlan
 from .config import Settings, load_provisioning
 from .media.ports import PortAllocator
 from .media.prompts import PromptError, PromptLibrary
@@ -43,7 +44,7 @@ from .store import directory, registrations
 from .store import ivr as store_ivr
 from .store import queues as store_queues
 from .store.db import Checkpointer, open_database, transaction
-from .store.provision import ALLOW_INTERNATIONAL, apply_provisioning
+from .store.provision import ALLOW_INTERNATIONAL, SECURITY_POLICY, apply_provisioning
 from .lines.modem_config import SETTINGS_KEY as MODEM_SETTINGS
 from .lines.modem_config import ModemConfig
 
@@ -130,8 +131,10 @@ class Box:
         self.ivr = IvrDestination(loop, self.b2bua, db, self.prompts, self.b2bua.recording,
                                   ringback_region=s.ringback, dtmf_inband=s.dtmf_inband)
         self.b2bua.destinations["ivr"] = self.ivr
+        self.policy = OutboundPolicy(self._policy_settings, lambda: self.crm.settings().region,
+                                     s.international_prefixes)
         self.queues = QueueService(loop, self.b2bua, db, self.prompts, self.bus, self.call_log, self.ivr,
-                                   trunk_by_name=self._trunk_by_name, ringback_region=s.ringback,
+                                   trunk_by_name=self._trunk_by_name, policy=self.policy, ringback_region=s.ringback,
                                    dtmf_inband=s.dtmf_inband,
                                    line_names=lambda: [t["name"] for t in directory.list_trunks(db)] + list(self.lines))
         self.b2bua.destinations["queue"] = self.queues
@@ -139,7 +142,7 @@ class Box:
         self.ivr.queue = self.queues.join
         self.ivr.callbacks = self.queues.callback_from_ivr
         dial_plan = DialPlan(lambda number: directory.get_extension(db, number),
-                             lambda: directory.list_trunks(db) + self._line_rows(), self._dial_policy,
+                             lambda: directory.list_trunks(db) + self._line_rows(), self.policy,
                              ivr_by_number=self._ivr_by_number, queue_by_number=self._queue_by_number)
         self.click_to_call = ClickToCall(self.b2bua, self.call_log, db, dial_plan, self._trunk_by_name,
                                          lambda: self.crm.settings().region, s.international_prefixes[0],
@@ -271,10 +274,17 @@ class Box:
         menu = store_ivr.menu_by_number(self.db, number)
         return menu.name if menu is not None else None
 
-    def _dial_policy(self) -> DialPlanPolicy:
-        stored = directory.get_setting(self.db, ALLOW_INTERNATIONAL)
-        allowed = self.settings.allow_international if stored is None else stored in (True, "1", "true", 1)
-        return DialPlanPolicy(bool(allowed), self.settings.international_prefixes)
+    def _policy_settings(self) -> PolicySettings:
+        """[security] as provisioned; [box] allow_international when provisioning never set it."""
+        def flag(key: str, default: bool) -> bool:
+            stored = directory.get_setting(self.db, key)
+            return default if stored is None else stored in (True, "1", "true", 1)
+
+        callbacks = directory.get_setting(self.db, SECURITY_POLICY["callbacks"])
+        return PolicySettings(allow_international=flag(ALLOW_INTERNATIONAL, self.settings.allow_international),
+                              allow_premium=flag(SECURITY_POLICY["allow_premium"], False),
+                              allow_satellite=flag(SECURITY_POLICY["allow_satellite"], False),
+                              callbacks=str(callbacks or "national"))
 
     def _trunk_for(self, peer: Peer) -> TrunkPeer | None:
         for client in self.trunks.values():

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from appliance.calls.hours import DAY_NAMES, BusinessHours, parse_day, parse_holiday, zone
 from appliance.calls.ivr_config import DTMF_KEYS, TARGET_KINDS, Action, IvrMenu
 from appliance.calls.queue_config import CALLBACK_KEYS, DESTINATION_KINDS, STRATEGIES, Member, QueueConfig
+from appliance.calls.outbound_policy import CALLBACK_POLICIES
 from appliance.crm.settings import RULE_SEGMENTS, CrmSettings, SegmentRule
 from appliance.lines.modem_config import DIALECTS, ModemConfig
 from appliance.media import prompt_texts
@@ -382,9 +383,12 @@ class TrunkConfig:
 
 @dataclass
 class SecurityConfig:
-    """Box-wide call restrictions."""
+    """Box-wide call restrictions: the outbound policy every dialled and box-dialled number passes."""
 
     allow_international: bool = False
+    allow_premium: bool = False
+    allow_satellite: bool = False
+    callbacks: str = "national"  # national, international or off: what the box dials back for outside callers
 
 
 @dataclass
@@ -905,6 +909,10 @@ def _crm(where: _Where, table: Any) -> CrmSettings:
     return CrmSettings(**values)
 
 
+_SECURITY_KEYS = {"allow_international": _bool, "allow_premium": _bool, "allow_satellite": _bool,
+                  "callbacks": _choice(CALLBACK_POLICIES)}
+
+
 def load_provisioning(path: Path) -> Provisioning:
     """Parse and validate a provisioning TOML file."""
     where = _Where(str(path))
@@ -913,7 +921,7 @@ def load_provisioning(path: Path) -> Provisioning:
         _read_toml(Path(path)),
         ("extensions", "trunks", "security", "box", "hours", "ivr", "queue", "prompts", "crm", "modems"),
     )
-    security = _record(where / "security", doc.get("security", {}), {"allow_international": _bool}, ())
+    security = _record(where / "security", doc.get("security", {}), _SECURITY_KEYS, ())
     box, _ = _box_values(where / "box", doc.get("box", {}))
     extensions = _extensions(where / "extensions", doc.get("extensions", []))
     trunks = _trunks(where / "trunks", doc.get("trunks", []))

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
+from appliance.crm.access import may_read_call, may_wrap_up
 from appliance.crm.card import build_card
 from appliance.crm.settings import MOODS
 from appliance.store.calls import unwrapped_calls
@@ -64,11 +65,20 @@ def state():  # type: ignore[no-untyped-def]
 
 @bp.get("/api/card/<call_id>")
 def card(call_id: str):  # type: ignore[no-untyped-def]
-    """The screen-pop card of a call, as the signed-in agent sees it."""
+    """The screen-pop card of a call, as the signed-in agent sees it: only calls they took part in."""
+    user = current_user() or {}
+    if not may_read_call(db(), user, call_id, _rang_at(call_id)):
+        return jsonify({"error": "no such call"}), 404  # the same answer as an unknown id: no probing
     found = build_card(db(), call_id, api().crm_settings(), _extension())
     if found is None:
         return jsonify({"error": "no such call"}), 404
     return jsonify(found)
+
+
+def _rang_at(call_id: str) -> list[str]:
+    """Extensions the call rang at, from the bus's recent events (a ringing call has no record of it yet)."""
+    return [e.data.get("extension") for e in api().bus.since(0, "call.ringing")
+            if e.topic == "call.ringing" and e.data.get("call_id") == call_id]
 
 
 @bp.post("/api/wrapup")
@@ -81,9 +91,12 @@ def wrapup():  # type: ignore[no-untyped-def]
     moods = data.get("moods") or []
     if not isinstance(moods, list):
         return jsonify({"error": "moods must be a list"}), 400
+    call_id = str(data.get("call_id") or "")
+    if not may_wrap_up(db(), current_user() or {}, call_id):
+        return jsonify({"error": "no such call of yours"}), 404
     try:
         saved = api().save_wrapup(extension=extension, user=current_user()["username"],
-                                  call_id=str(data.get("call_id") or ""), outcome=str(data.get("outcome") or ""),
+                                  call_id=call_id, outcome=str(data.get("outcome") or ""),
                                   moods=[str(m) for m in moods], note=str(data.get("note") or ""),
                                   callback_at=str(data.get("callback_at") or "") or None)
     except ValueError as exc:

@@ -17,7 +17,6 @@ from appliance.calls.recording import RecordingPolicy
 from appliance.media.tones import ringback
 from appliance.sip.b2bua import B2BUA, Call
 from appliance.sip.sdp_local import MediaChoice
-from appliance.store import callbacks as store_callbacks
 from appliance.store import directory
 from appliance.store import ivr as store_ivr
 
@@ -211,14 +210,14 @@ class CallHost:
             log.info("call %s: callback requested but the caller ID %r cannot be dialled", info.record_id, number)
             return False
         menu = self.session.menu.name if self.session and self.session.menu else ""
-        if self.owner.callbacks is not None:
+        if self.owner.callbacks is None:  # no queue service to check and run it: nothing is stored
+            log.warning("call %s: callback requested but no queue runs callbacks", info.record_id)
+            return False
+        try:
             callback_id = self.owner.callbacks(info, number, queue, f"ivr:{menu}")
-        else:
-            callback_id, created = store_callbacks.request_callback(
-                self.owner.db, number=number, name=info.from_name or None, queue=queue, source=f"ivr:{menu}",
-                call_id=info.record_id, line=info.line)
-            self.owner.b2bua.calls.bus.publish("callback.requested", callback_id=callback_id, number=number,
-                                              created=created, call_id=info.record_id, queue=queue)
+        except ValueError as exc:
+            log.info("call %s: callback to %s refused: %s", info.record_id, number, exc)
+            return False
         self.owner.b2bua.calls.note(info, callback_id=callback_id)
         return True
 

@@ -189,7 +189,7 @@ class QueueCaller:
         self._cancel(self._announce_timer)
         self._typed = ""
         number = self.call.info.from_number
-        if dialable(number):
+        if dialable(number) and self.service.callback_decision(number, self.call.info.line).allowed:
             self.mode = "confirm"
             self._say(["callback_number", Spoken(digits_for_speech(number)), "callback_confirm"],
                       lambda: self._arm_input(CONFIRM_SECONDS))
@@ -211,7 +211,7 @@ class QueueCaller:
 
     def _typed_done(self) -> None:
         self._cancel(self._input_timer)
-        if dialable(self._typed):
+        if dialable(self._typed) and self.service.callback_decision(self._typed, self.call.info.line).allowed:
             self._callback_confirmed(self._typed, typed=True)
         else:
             self._typed = ""

@@ -14,6 +14,7 @@ from appliance.calls.callback_run import CallbackRun
 from appliance.calls.callback_scheduler import CallbackScheduler
 from appliance.calls.ivr_calls import IvrDestination
 from appliance.calls.ivr_config import Action
+from appliance.calls.outbound_policy import Decision, OutboundPolicy
 from appliance.calls.queue import Agent, Entry, QueueEngine
 from appliance.calls.queue_caller import QueueCaller
 from appliance.calls.queue_config import QueueConfig
@@ -38,6 +39,7 @@ log = logging.getLogger("switchboard.queue")
 HOURS_CACHE_SECONDS = 2.0
 RETRY_SECONDS = 3.0  # after every agent missed a caller, the round starts again this much later
 CUSTOMER_RING_SECONDS = 45.0
+REFUSED_STATUSES = (403, 404, 484)  # the dial plan refused the call: no callback may revive it
 FEATURE_PROMPTS = {"login": "agent_logged_in", "logout": "agent_logged_out", "pause": "agent_paused",
                    "unpause": "agent_unpaused"}
 Target = tuple[str, Peer, str, TrunkPeer | None]
@@ -52,7 +54,8 @@ class QueueService:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, b2bua: B2BUA, db: Any, prompts: PromptLibrary,
                  bus: EventBus, call_log: CallLog, ivr: IvrDestination | None,
-                 trunk_by_name: Callable[[str], TrunkPeer | None], ringback_region: str = "eu",
+                 trunk_by_name: Callable[[str], TrunkPeer | None], policy: OutboundPolicy,
+                 ringback_region: str = "eu",
                  dtmf_inband: str = "auto", now: Callable[[], float] = time.time,
                  customer_ring_timeout: float = CUSTOMER_RING_SECONDS,
                  line_names: Callable[[], list[str]] | None = None) -> None:
@@ -64,6 +67,7 @@ class QueueService:
         self.call_log = call_log
         self.ivr = ivr
         self.trunk_by_name = trunk_by_name
+        self.policy = policy  # every number a callback dials passes it, when asked for and again when dialled
         # Every line a callback may go out on, trunks first (modem lines after them).
         self.line_names = line_names or (lambda: [t["name"] for t in directory.list_trunks(db)])
         self.ringback_region = ringback_region
@@ -400,7 +404,13 @@ class QueueService:
         return callback_id
 
     def callback_from_ivr(self, info: CallInfo, number: str, queue: str, source: str) -> str:
-        """An IVR key asked for a callback: it joins the named queue's line (or the default queue's) now."""
+        """An IVR key asked for a callback: it joins the named queue's line (or the default queue's) now.
+
+        ValueError when the outbound policy refuses the number.
+        """
+        decision = self.callback_decision(number, info.line)
+        if not decision.allowed:
+            raise ValueError(decision.reason)
         name = queue or self.default_queue()
         callback_id, created = store_callbacks.request_callback(
             self.db, number=number, name=info.from_name or None, queue=name, source=source,
@@ -415,12 +425,22 @@ class QueueService:
                          created=created, call_id=info.record_id)
         return callback_id
 
-    def callback_for_call(self, call_id: str, at: str) -> str:
-        """A wrap-up asked to call the customer back at a time: in the call's queue, else the agent's or the default."""
+    def callback_for_call(self, call_id: str, at: str, agent_extension: str) -> str:
+        """A wrap-up asked to call the customer back at a time: in the call's queue, else the agent's or the default.
+
+        The callback has the agent's extension's dialling rights, and a call the policy refused gets none.
+        """
         call = store_calls.get_call(self.db, call_id)
         if call is None:
             raise ValueError(f"no call {call_id}")
+        if call["answered_at"] is None and call["sip_status"] in REFUSED_STATUSES:
+            log.warning("wrap-up callback for call %s refused: the call itself was refused (%s)",
+                        call_id, call["sip_status"])
+            raise ValueError("no callback for a call that was refused")
         number = call["to_number"] if call["direction"] == "outbound" else call["from_number"]
+        decision = self.callback_decision(number, call["line"], agent_extension)
+        if not decision.allowed:
+            raise ValueError(f"cannot call {number} back: {decision.reason}")
         queue = store_calls.queue_of_call(self.db, call_id)
         if queue not in self.engine.queues:
             agent = call["answered_by"] or ""
@@ -430,7 +450,7 @@ class QueueService:
             raise ValueError("no queue to run the callback: the office has no [[queue]]")
         callback_id, created = store_callbacks.schedule_callback(
             self.db, number=number, queue=queue, at=from_iso(at), name=call["from_name"] or None,
-            line=call["line"], source=f"wrapup:{call_id}")
+            line=call["line"], source=f"wrapup:{call_id}", dial_as=agent_extension)
         row = store_callbacks.get_callback(self.db, callback_id)
         if row is not None and callback_id not in self.runs:
             self._queue_callback(row)
@@ -438,6 +458,20 @@ class QueueService:
                          created=created, call_id=call_id)
         self.kick()
         return callback_id
+
+    def callback_decision(self, number: str, line: str | None, dial_as: str | None = None) -> Decision:
+        """Whether a callback may dial `number`: an office extension always; outside, the outbound policy.
+
+        dial_as names the extension whose rights apply (an agent's wrap-up); None: the box's callback policy.
+        """
+        if (line or "") in ("", "internal") and directory.get_extension(self.db, number) is not None:
+            return Decision(True, number, "internal")
+        on_behalf_of = None
+        if dial_as:
+            on_behalf_of = directory.get_extension(self.db, dial_as)
+            if on_behalf_of is None:
+                return Decision(False, number, "unknown", f"Forbidden (extension {dial_as} no longer exists)")
+        return self.policy.check_callback(number, on_behalf_of)
 
     def default_queue(self) -> str:
         """Where callbacks asked for without a queue go: the first queue by name ("" when there is none)."""
@@ -478,6 +512,16 @@ class QueueService:
         if row is None:  # no longer pending (cancelled from the CLI, or done): it cannot run twice
             self._release(entry, agents, "cancelled")
             self.engine.remove(entry.id)
+            return
+        decision = self.callback_decision(row["number"], row.get("line"), row.get("dial_as"))
+        if not decision.allowed:  # checked again at dial time: a stored row may predate the policy
+            store_callbacks.refuse(self.db, entry.id, decision.reason)
+            self._release(entry, agents, "cancelled")
+            self.engine.remove(entry.id)
+            self.scheduler.cancel(entry.id)
+            self.bus.publish("callback.failed", callback_id=entry.id, number=row["number"], queue=entry.queue,
+                             status="refused", attempts=row["attempts"])
+            self.kick()
             return
         cfg = self.engine.queues[entry.queue]
         run = CallbackRun(self, entry, row, cfg)

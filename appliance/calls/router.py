@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .outbound_policy import OutboundPolicy
+
 ALLOWED_DIAL_CHARS = frozenset("0123456789*#+")
 FEATURE_CODES = {"*45": "login", "*46": "logout", "*47": "pause", "*48": "unpause"}
 """Codes an agent dials from their phone to change their queue state."""
@@ -25,24 +27,16 @@ class Route:
         return cls("reject", status=status, reason=reason)
 
 
-@dataclass(frozen=True)
-class DialPlanPolicy:
-    """The rules the dial plan applies to outside calls."""
-
-    allow_international: bool = False
-    international_prefixes: tuple[str, ...] = ("00", "+")
-
-
 class DialPlan:
     """Routes numbers dialled by extensions and calls arriving from trunks."""
 
     def __init__(self, extension: Callable[[str], dict | None], trunks: Callable[[], list[dict]],
-                 policy: Callable[[], DialPlanPolicy],
+                 policy: OutboundPolicy,
                  ivr_by_number: Callable[[str], str | None] = lambda number: None,
                  queue_by_number: Callable[[str], str | None] = lambda number: None) -> None:
         self._extension = extension
         self._trunks = trunks
-        self._policy = policy
+        self.policy = policy
         self._ivr_by_number = ivr_by_number  # internal number -> IVR menu name
         self._queue_by_number = queue_by_number  # internal number -> queue name
 
@@ -71,12 +65,9 @@ class DialPlan:
 
     def _outside(self, caller: dict, number: str, trunk: str) -> Route:
         # Refusals keep the number and the trunk, so the call record shows which outside call was refused.
-        if not caller.get("allow_external", True):
-            return Route("reject", number, trunk, 403, "Forbidden (external calls not allowed for this extension)")
-        policy = self._policy()
-        if number.startswith(policy.international_prefixes):
-            if not (policy.allow_international or caller.get("allow_international")):
-                return Route("reject", number, trunk, 403, "Forbidden (international calls not allowed)")
+        decision = self.policy.check(number, self.policy.rights_of(caller))
+        if not decision.allowed:
+            return Route("reject", number, trunk, decision.status, decision.reason)
         return Route("trunk", number, trunk)
 
     def from_trunk(self, trunk: dict, dialled: str) -> Route:

@@ -109,10 +109,12 @@ def schedule_callback(
     name: str | None = None,
     line: str | None = None,
     source: str = "cli",
+    dial_as: str | None = None,
 ) -> tuple[str, bool]:
     """Ask for a callback at a time and return (id, created); it takes its place in line at that time.
 
-    A pending request for the same number and queue is moved to the new time.
+    A pending request for the same number and queue is moved to the new time. `dial_as` is the
+    extension whose dialling rights the callback has (an agent's wrap-up); None: the box's callback policy.
     """
     when = to_iso(at)
     with transaction(db):
@@ -121,7 +123,15 @@ def schedule_callback(
         )
         if not created:
             db.execute("UPDATE callbacks SET position_at = ? WHERE id = ?", [when, callback_id])
+        db.execute("UPDATE callbacks SET dial_as = ? WHERE id = ?", [dial_as, callback_id])
         return callback_id, created
+
+
+def refuse(db: Database, callback_id: str, reason: str) -> bool:
+    """The outbound policy refused the number: the callback fails for good, never dialled."""
+    with transaction(db):
+        db.execute("UPDATE callbacks SET last_status = ? WHERE id = ?", ["refused", callback_id])
+        return _finish(db, callback_id, "failed", f"refused: {reason}"[:200])
 
 
 def claim(db: Database, callback_id: str) -> dict | None:

@@ -193,3 +193,24 @@ def unwrapped_calls(db: Database, extension: str, since: datetime | str, limit: 
             "AND NOT EXISTS (SELECT 1 FROM wrapups w WHERE w.call_id = c.id AND w.agent = ?) "
             "ORDER BY c.started_at DESC LIMIT ?", [extension, to_iso(since), extension, limit]))
     return [_out(r) for r in rows]
+
+
+def call_parties(db: Database, call_id: str) -> dict | None:
+    """Who took part in a call: the extensions that placed, answered or were offered it, and its queue."""
+    with db_lock(db):
+        row = next(iter(db.query("SELECT id, direction, from_number, to_number, answered_by FROM calls WHERE id = ?",
+                                 [call_id])), None)
+        if row is None:
+            return None
+        offered = [r["agent"] for r in db.query(
+            "SELECT DISTINCT o.agent FROM queue_entries e JOIN queue_offers o ON o.entry_id = e.id "
+            "WHERE e.call_id = ?", [call_id])]
+        callback_agents = [r["agent"] for r in db.query(
+            "SELECT agent FROM callbacks WHERE record_id = ? AND agent IS NOT NULL", [call_id])]
+        queues = [r["queue"] for r in db.query("SELECT DISTINCT queue FROM queue_entries WHERE call_id = ?",
+                                               [call_id])]
+    placed = row["from_number"] if row["direction"] in ("outbound", "internal") else None
+    called = row["to_number"] if row["direction"] == "internal" else None
+    handled = {x for x in (row["answered_by"], placed, *callback_agents) if x}
+    return {"handled": handled, "offered": set(offered) | handled | ({called} if called else set()),
+            "queues": set(queues)}

@@ -324,12 +324,29 @@ def _m005_crm_and_users(db: Database) -> None:
     )
 
 
+def _m006_security(db: Database) -> None:
+    """Callbacks remember whose dialling rights they use; bans survive a restart."""
+    db.execute("ALTER TABLE callbacks ADD COLUMN dial_as TEXT")  # extension whose rights apply; NULL: the box's
+    db.execute(
+        """
+        CREATE TABLE bans (
+            source TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            until TEXT NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m001_initial,
     _m002_registrations,
     _m003_ivr,
     _m004_queues,
     _m005_crm_and_users,
+    _m006_security,
 ]
 
 

@@ -22,6 +22,8 @@ from appliance.store.queues import delete_queue, save_queue
 
 SOURCE = "provision"
 ALLOW_INTERNATIONAL = "security.allow_international"
+SECURITY_POLICY = {"allow_premium": "security.allow_premium", "allow_satellite": "security.allow_satellite",
+                   "callbacks": "security.callbacks"}
 PROMPT_VOICE = "prompts.voice"
 PROMPT_TEXTS = "prompts.texts"
 
@@ -101,6 +103,8 @@ def apply_provisioning(db: Database, prov: Provisioning, realm: str) -> dict:
             summary["queues"][save_queue(db, queue, SOURCE)] += 1
 
         set_setting(db, ALLOW_INTERNATIONAL, prov.security.allow_international)
+        for field_name, key in SECURITY_POLICY.items():
+            set_setting(db, key, getattr(prov.security, field_name))
         set_setting(db, PROMPT_VOICE, prov.prompt_voice)
         set_setting(db, PROMPT_TEXTS, prov.prompt_texts)
         if prov.crm is None:  # no [crm] table: back to the defaults
