@@ -59,9 +59,9 @@ def rtcp(tag: int) -> bytes:
 class Phone:
     """A UDP endpoint standing in for a phone (or an attacker)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = HOST) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, port))
+        self.sock.bind((host, port))
         self.sock.setblocking(False)
         self.addr = self.sock.getsockname()
         self.port = self.addr[1]
@@ -231,17 +231,44 @@ def test_drops_and_counts_until_remote_known() -> None:
     async def body(engine: MediaEngine, _alloc: PortAllocator) -> None:
         a, b = Phone(), Phone()
         relay = engine.create_relay()
-        a.send(rtp(1), relay.a.port)
+        a.send(rtp(1), relay.a.port)  # no SDP and no SIP source known yet: nobody may latch
+        await settle()
+        assert not relay.a.latched and relay.a.dropped_source == 1
+        relay.expect_from("a", HOST)  # A's SIP came from this address (an offer without c=, or NAT)
         a.send(rtp(2), relay.a.port)
+        a.send(rtp(3), relay.a.port)
         await settle()
         assert relay.a.packets_in == 2 and relay.b.dropped_no_remote == 2
         relay.set_remote("b", HOST, b.port)
-        a.send(rtp(3), relay.a.port)
-        assert (await b.recv())[0] == rtp(3)
-        # A never got SDP but latched from its first packet, so B's audio reaches it.
-        b.send(rtp(4), relay.b.port)
-        assert (await a.recv())[0] == rtp(4)
+        a.send(rtp(4), relay.a.port)
+        assert (await b.recv())[0] == rtp(4)
+        # A never got SDP but latched from its first packet from its SIP address, so B's audio reaches it.
+        b.send(rtp(5), relay.b.port)
+        assert (await a.recv())[0] == rtp(5)
         a.close(), b.close()
+
+    run(body)
+
+
+def test_an_outsider_spraying_rtp_cannot_latch_either_leg() -> None:
+    async def body(engine: MediaEngine, _alloc: PortAllocator) -> None:
+        a, b = Phone(), Phone()
+        attacker = Phone(host="127.0.0.2")
+        relay = bridged(engine, a, b)
+        for seq in range(20):  # before the phones send anything: the moment a naive relay latches
+            for port in (relay.a.port, relay.b.port, relay.a.port + 1, relay.b.port + 1):
+                attacker.send(rtp(seq), port)
+        await settle()
+        assert not relay.a.latched and not relay.b.latched
+        assert not relay.a.rtcp.latched and not relay.b.rtcp.latched
+        a.send(rtp(100), relay.a.port)
+        assert (await b.recv())[0] == rtp(100)
+        b.send(rtp(200), relay.b.port)
+        assert (await a.recv())[0] == rtp(200)
+        await attacker.nothing()  # nothing reflected, RTP or RTCP
+        assert relay.a.remote == a.addr and relay.b.remote == b.addr
+        for p in (a, b, attacker):
+            p.close()
 
     run(body)
 
@@ -405,17 +432,25 @@ def test_close_is_idempotent_and_releases_ports() -> None:
     run(body)
 
 
-def test_ports_cycle_and_are_reused_later() -> None:
+def test_ports_are_random_and_not_reused_at_once() -> None:
     async def body(engine: MediaEngine, alloc: PortAllocator) -> None:
         seen = []
-        for _ in range(4):  # 3 pairs, 2 per relay: wraps around
+        for _ in range(40):
             relay = engine.create_relay()
             seen.append((relay.a.port, relay.b.port))
+            freed = {relay.a.port, relay.b.port}
             relay.close()
-        low = alloc.low
-        assert seen == [(low, low + 2), (low + 4, low), (low + 2, low + 4), (low, low + 2)]
+            following = engine.create_relay()
+            assert not freed & {following.a.port, following.b.port}  # late packets cannot reach a new call
+            following.close()
+        steps = {b - a for a, b in seen}
+        assert len(steps) > 5, seen  # not handed out in order: the next call's port cannot be guessed
+        held = [engine.create_relay() for _ in range(alloc.capacity // 2)]  # every pair is still usable
+        assert alloc.in_use == alloc.capacity
+        for relay in held:
+            relay.close()
 
-    run(body, pairs=3)
+    run(body, pairs=64)
 
 
 def test_ports_exhausted_and_no_leak() -> None:
@@ -438,7 +473,7 @@ def test_allocator_skips_ports_taken_elsewhere() -> None:
     alloc = PortAllocator(low, high, HOST)
     try:
         got = [alloc.allocate() for _ in range(2)]
-        assert [port for _, _, port in got] == [low, low + 4]
+        assert sorted(port for _, _, port in got) == [low, low + 4]
         with pytest.raises(PortsExhausted):
             alloc.allocate()
         for rtp_sock, rtcp_sock, port in got:

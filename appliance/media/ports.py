@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import secrets
 import socket
+from collections import deque
 
 __all__ = ["PortAllocator", "PortsExhausted"]
 
@@ -15,8 +17,16 @@ class PortsExhausted(RuntimeError):
     """No free even/odd RTP/RTCP port pair is left in the range."""
 
 
+RANDOM_TRIES = 16
+QUARANTINE = 64  # just-freed pairs not handed out again yet: late packets of an old call must not land in a new one
+
+
 class PortAllocator:
-    """Hands out (even RTP, RTP+1 RTCP) bound non-blocking UDP socket pairs, cycling through the range."""
+    """Hands out (even RTP, RTP+1 RTCP) bound non-blocking UDP socket pairs, picked at random in the range.
+
+    Random, not in order: with sequential ports an outsider who sees one call's port knows the next
+    call's, and can spray it before the phones' media arrives.
+    """
 
     def __init__(self, low: int, high: int, host: str, tos: int | None = TOS_EF) -> None:
         first = low + (low & 1)
@@ -29,8 +39,8 @@ class PortAllocator:
         self._tos = tos
         self._first = first
         self._count = (high - 1 - first) // 2 + 1
-        self._cursor = 0  # index of the next pair to try
         self._in_use: set[int] = set()
+        self._quarantine: deque[int] = deque(maxlen=min(QUARANTINE, self._count // 4))
 
     @property
     def capacity(self) -> int:
@@ -44,24 +54,38 @@ class PortAllocator:
 
     def allocate(self) -> tuple[socket.socket, socket.socket, int]:
         """Bind and return (rtp_socket, rtcp_socket, rtp_port); raise PortsExhausted if none is free."""
+        for _ in range(RANDOM_TRIES):
+            found = self._try(secrets.randbelow(self._count))
+            if found is not None:
+                return found
+        start = secrets.randbelow(self._count)  # a crowded range: scan it all from a random place
         for i in range(self._count):
-            index = (self._cursor + i) % self._count
-            port = self._first + 2 * index
-            if port in self._in_use:
-                continue
-            pair = self._bind_pair(port)
-            if pair is None:
-                continue  # taken by another process; try the next pair
-            self._in_use.add(port)
-            # Start after this pair next time, so a just-freed port is not reused at once
-            # and late packets of the previous call cannot land in a new one.
-            self._cursor = (index + 1) % self._count
-            return pair[0], pair[1], port
+            found = self._try((start + i) % self._count)
+            if found is not None:
+                return found
+        for port in list(self._quarantine):  # only just-freed pairs are left
+            self._quarantine.remove(port)
+            found = self._try((port - self._first) // 2)
+            if found is not None:
+                return found
         raise PortsExhausted(f"no free RTP port pair in {self.low}-{self.high} on {self.host}")
+
+    def _try(self, index: int) -> tuple[socket.socket, socket.socket, int] | None:
+        port = self._first + 2 * index
+        if port in self._in_use or port in self._quarantine:
+            return None
+        pair = self._bind_pair(port)
+        if pair is None:
+            return None  # taken by another process
+        self._in_use.add(port)
+        return pair[0], pair[1], port
 
     def release(self, port: int) -> None:
         """Mark a pair free again (the caller closes the sockets); unknown ports are ignored."""
-        self._in_use.discard(port)
+        if port in self._in_use:
+            self._in_use.discard(port)
+            if self._quarantine.maxlen:
+                self._quarantine.append(port)
 
     def _bind_pair(self, port: int) -> tuple[socket.socket, socket.socket] | None:
         """Bind RTP and RTCP sockets on port and port+1, or None if either is in use."""

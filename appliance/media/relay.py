@@ -1,4 +1,12 @@
-"""Anchored RTP/RTCP relay: two UDP legs per call, symmetric latching, zero-copy forwarding."""
+"""Anchored RTP/RTCP relay: two UDP legs per call, guarded symmetric latching, zero-copy forwarding.
+
+Latching rule (what phones behind NAT rely on, and what stops media hijacking): a leg latches to the
+first RTP-looking packet whose source IP is one the call expects for that leg, namely the c= address of
+the leg's SDP or the address its SIP came from (the usual NAT case: signalling and media leave the
+same public address). Until it has latched, packets from anywhere else are dropped. Once latched,
+only packets from that exact address are relayed; moving the leg needs a new offer (a re-INVITE),
+which re-arms latching. RTCP follows the same rule, so an unused RTCP port reflects nothing.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +40,7 @@ class Flow:
     """Hot-path state of one local UDP socket: where its traffic comes from and counters."""
 
     __slots__ = (
-        "sock", "fd", "remote", "latched", "peer", "tap", "monitor", "rewrite", "last_rx", "min_len",
+        "sock", "fd", "remote", "latched", "expect", "peer", "tap", "monitor", "rewrite", "last_rx", "min_len",
         "packets_in", "bytes_in", "packets_out",
         "dropped_source", "dropped_no_remote", "send_errors", "recv_errors", "tap_errors",
         "_recv", "_send",
@@ -43,6 +51,7 @@ class Flow:
         self.fd = sock.fileno()
         self.remote: tuple | None = None  # where packets to this leg go; fixed by latching
         self.latched = False
+        self.expect: frozenset[str] = frozenset()  # source IPs allowed to latch (SDP c=, SIP source)
         self.peer: Flow = self  # the flow packets received here are forwarded out of
         self.tap: TapCallback | None = None  # consumes what arrives here instead of forwarding it
         self.monitor: TapCallback | None = None  # sees what arrives here; it is still forwarded
@@ -65,13 +74,19 @@ class Flow:
 class RelayLeg(Flow):
     """One side of a call: the RTP flow (this object) plus its RTCP flow and local port."""
 
-    __slots__ = ("name", "port", "rtcp")
+    __slots__ = ("name", "port", "rtcp", "signal_hosts", "sdp_host")
 
     def __init__(self, name: LegName, rtp: socket.socket, rtcp: socket.socket, port: int) -> None:
         super().__init__(rtp, 12)
         self.name = name
         self.port = port  # local RTP port to put in SDP; RTCP is port + 1
         self.rtcp = Flow(rtcp, 8)
+        self.signal_hosts: frozenset[str] = frozenset()  # where this leg's SIP comes from
+        self.sdp_host: str | None = None  # the c= address of this leg's latest SDP
+
+    def _update_expect(self) -> None:
+        hosts = self.signal_hosts | ({self.sdp_host} if self.sdp_host else frozenset())
+        self.expect = self.rtcp.expect = frozenset(hosts)
 
     @property
     def tapped(self) -> bool:
@@ -114,12 +129,27 @@ class Relay:
         raise ValueError(f"leg must be 'a' or 'b', not {name!r}")
 
     def set_remote(self, leg: LegName, host: str, port: int, rtcp_port: int | None = None) -> None:
-        """Set a leg's address from SDP (RTCP defaults to port+1) and re-arm latching."""
+        """Set a leg's address from SDP (RTCP defaults to port+1) and re-arm latching (a new offer)."""
         lg = self.leg(leg)
         rtp = _remote(host, port)
         rtcp = None if rtp is None else _remote(host, rtcp_port or port + 1)
         lg.remote, lg.latched = rtp, False
         lg.rtcp.remote, lg.rtcp.latched = rtcp, False
+        if rtp is not None:
+            lg.sdp_host = rtp[0]
+            lg._update_expect()
+
+    def expect_from(self, leg: LegName, *hosts: str) -> None:
+        """Let a leg latch to media from these signalling addresses too (where its SIP comes from)."""
+        lg = self.leg(leg)
+        normalised = set()
+        for host in hosts:
+            try:
+                normalised.add(str(ipaddress.ip_address(host)))
+            except ValueError:
+                continue
+        lg.signal_hosts = lg.signal_hosts | normalised
+        lg._update_expect()
 
     def tap(self, leg: LegName, callback: TapCallback, rtcp: TapCallback | None = None) -> None:
         """Divert RTP received on a leg to callback instead of the other leg; its RTCP to rtcp, or dropped."""
@@ -277,9 +307,9 @@ class MediaEngine:
             if addr != f.remote:
                 f.dropped_source += 1
                 return
-        elif n >= f.min_len and self._buf[0] & 0xC0 == 0x80:
-            # Symmetric RTP (comedia): the first RTP-looking packet fixes where this
-            # leg's phone really is, which is what gets phones behind NAT working.
+        elif n >= f.min_len and self._buf[0] & 0xC0 == 0x80 and addr[0] in f.expect:
+            # Symmetric RTP (comedia), guarded: the first RTP-looking packet from an address the
+            # call expects fixes where this leg's phone really is (phones behind NAT).
             f.remote = addr
             f.latched = True
         else:

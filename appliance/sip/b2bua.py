@@ -119,10 +119,16 @@ class UacCall:
         self.dialog_keys.add(key)
 
     def _send_forks(self, targets: list[tuple[str, Peer, str, TrunkPeer | None]], body: bytes, max_forwards: int,
-                    addresses: Callable[[str, TrunkPeer | None], tuple[str, str]]) -> None:
-        """INVITE every target in one new Call-ID; addresses(label, trunk) gives the From and To."""
+                    addresses: Callable[[str, TrunkPeer | None], tuple[str, str]], media_side: str = "b") -> None:
+        """INVITE every target in one new Call-ID; addresses(label, trunk) gives the From and To.
+
+        The relay's media_side may latch to media from the targets' signalling addresses.
+        """
         call_id = new_tag() + new_tag()
         from_tag = new_tag()
+        relay = getattr(self, "relay", None)
+        if relay is not None:
+            relay.expect_from(media_side, *(dest.host for _ruri, dest, _label, _trunk in targets))
         for ruri, dest, label, trunk in targets:
             from_uri, to_uri = addresses(label, trunk)
             dialog = Dialog(call_id=call_id, local_tag=from_tag, local_uri=from_uri, remote_uri=to_uri,
@@ -780,6 +786,7 @@ class B2BUA:
             return call
         try:
             call.relay = self.media.create_relay()
+            call.relay.expect_from("a", txn.peer.host)
         except Exception as exc:  # no RTP ports left
             log.error("cannot allocate media for %s: %s", info.record_id, exc)
             call.fail(503, "Service Unavailable (no media ports)", "failed")

@@ -78,7 +78,7 @@ class OutboundCall(UacCall):
         body = sdp_local.local_offer(b2bua.endpoint.host, self.relay.a.port, self._sdp_sessions["a"], 1)
         # The agent's phone shows who the callback is for.
         caller = show or self.info.from_number or "switchboard"
-        self._ring(targets, body, timeout, self._addresses(caller, "" if show else self.info.from_name, None))
+        self._ring(targets, body, timeout, self._addresses(caller, "" if show else self.info.from_name, None), "a")
 
     def dial_customer(self, targets: list[Target], timeout: float, on_ringing: Callable[[], None],
                       on_answered: Callable[[], None], on_failed: Callable[[int], None]) -> None:
@@ -96,7 +96,7 @@ class OutboundCall(UacCall):
         body = sdp_local.local_offer(self.b2bua.endpoint.host, self.relay.b.port, self._sdp_sessions["b"], 1,
                                      codecs=(codec,), event_pt=channel.event_pt or sdp_local.DEFAULT_EVENT_PT,
                                      payload_types={codec: channel.payload_type})
-        self._ring(targets, body, timeout, self._addresses(agent.label, "", self.info.to_number))
+        self._ring(targets, body, timeout, self._addresses(agent.label, "", self.info.to_number), "b")
 
     def _addresses(self, from_user: str, from_name: str,
                    to_user: str | None) -> Callable[[str, TrunkPeer | None], tuple[str, str]]:
@@ -113,10 +113,10 @@ class OutboundCall(UacCall):
         return addresses
 
     def _ring(self, targets: list[Target], body: bytes, timeout: float,
-              addresses: Callable[[str, TrunkPeer | None], tuple[str, str]]) -> None:
+              addresses: Callable[[str, TrunkPeer | None], tuple[str, str]], media_side: str) -> None:
         self.forks = []
         self.timed_out = False
-        self._send_forks(targets, body, 70, addresses)
+        self._send_forks(targets, body, 70, addresses, media_side)
         self.ring_timer = self.b2bua.loop.call_later(timeout, self._ring_timeout)
 
     # --- responses from the forks -------------------------------------------------
