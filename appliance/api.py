@@ -21,6 +21,7 @@ class BoxApi:
 
     def __init__(self, box: "Box") -> None:
         self._box = box
+        self.login_throttle: Any = None  # the web's LoginThrottle, set when the web starts
 
     @property
     def bus(self):  # type: ignore[no-untyped-def]
@@ -66,13 +67,17 @@ class BoxApi:
             trunks = {name: {"state": c.status.state, "error": c.status.last_error, "reachable": c.status.reachable}
                       for name, c in box.trunks.items()}
             return {"registered": registered, "trunks": trunks, "active_calls": len(box.b2bua.active),
-                    "media_relays": box.media.active(), "bans": box.bans.bans(),
+                    "media_relays": box.media.active(), "bans": box.ban_keeper.listing(),
                     "sip": {"port": box.transport.port, "advertise": box.endpoint.host}}
 
         state = self._in_loop(snapshot)
         state["extensions"] = [{**ext, "contacts": state["registered"].get(ext["number"], [])}
                                for ext in directory.list_extensions(box.db)]
         return state
+
+    def lift_ban(self, source: str) -> bool:
+        """Lift a ban (an admin's button); True if there was one."""
+        return self._in_loop(lambda: self._box.ban_keeper.lift(source))
 
     def recent_calls(self, limit: int = 20) -> list[dict]:
         """The latest call records."""

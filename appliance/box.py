@@ -13,6 +13,7 @@ from pathlib import Path
 from hw.leds import StatusLeds
 
 from .api import BoxApi
+from .bans import BanKeeper
 from .bus import EventBus
 from .calls.click_to_call import ClickToCall
 from .calls.customer_link import CrmCustomerLink
@@ -33,7 +34,6 @@ from .sip.core import KNOWN_METHODS, SipCore
 from .sip.digest import DigestAuthenticator, NonceManager
 from .sip.endpoint import LocalEndpoint
 from .sip.registrar import Binding, LocationService, Registrar, RegistrarPolicy
-from .sip.security import BanList
 from .sip.transaction import TransactionLayer
 from .sip.transport import Peer, SipTransport
 from .sip.trunk import TrunkClient, TrunkStatus
@@ -95,8 +95,8 @@ class Box:
         if self.provision is not None:
             summary = apply_provisioning(db, load_provisioning(self.provision), s.realm)
             log.info("provisioned from %s: %s", self.provision, json.dumps(summary))
-        self.bans = BanList(s.ban_max_failures, s.ban_window, s.ban_seconds,
-                            log=logging.getLogger("switchboard.security"))
+        self.ban_keeper = BanKeeper(db, self.bus, s, self._trunk_hosts)
+        self.bans = self.ban_keeper.bans
         secret = directory.get_setting(db, "nonce_secret")
         if secret is None:
             secret = os.urandom(32).hex()
@@ -249,6 +249,15 @@ class Box:
             return {}
         if command == "status":
             return self._status()
+        if command == "bans":
+            return {"bans": self.ban_keeper.listing()}
+        if command == "unban":
+            return {"lifted": self.ban_keeper.lift(str(args.get("source") or ""))}
+        if command == "unlock_login":
+            throttle = getattr(getattr(self, "api", None), "login_throttle", None)
+            if throttle is None:
+                raise ValueError("the web is not running, so no login is locked")
+            return {"unlocked": throttle.unlock(args.get("username") or None, args.get("address") or None)}
         return self.queues.control(command, args)
 
     def _start_leds(self) -> None:
@@ -268,6 +277,7 @@ class Box:
                 "trunks": {name: c.status.state for name, c in self.trunks.items()},
                 "lines": {name: line.status() for name, line in self.lines.items()},
                 "calls": len(self.b2bua.active), "phones": len(self.location.registered()),
+                "bans": self.ban_keeper.listing(),
                 "uptime": round(time.time() - self.started_at, 1)}
 
     def _ivr_by_number(self, number: str) -> str | None:
@@ -285,6 +295,13 @@ class Box:
                               allow_premium=flag(SECURITY_POLICY["allow_premium"], False),
                               allow_satellite=flag(SECURITY_POLICY["allow_satellite"], False),
                               callbacks=str(callbacks or "national"))
+
+    def _trunk_hosts(self) -> list[str]:
+        """Addresses of every configured trunk and line peer: these are never banned."""
+        hosts = [row["host"] for row in directory.list_trunks(self.db)]
+        hosts += [c.peer.peer.host for c in self.trunks.values() if c.peer is not None]
+        hosts += [line.trunk_peer().peer.host for line in self.lines.values()]
+        return hosts
 
     def _trunk_for(self, peer: Peer) -> TrunkPeer | None:
         for client in self.trunks.values():
@@ -367,4 +384,5 @@ class Box:
 
     def _purge(self) -> None:
         self.location.purge()
+        self.ban_keeper.refresh()
         self._purge_timer = self.loop.call_later(30.0, self._purge)

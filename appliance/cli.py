@@ -16,7 +16,7 @@ from sqlite_utils import Database
 from .calls.ivr import describe_path
 from hw import cli_modem
 
-from . import cli_customers, cli_status, cli_users
+from . import cli_customers, cli_security, cli_status, cli_users
 from .cli_support import UsageError, data_dir as _data_dir, open_store as _open, print_table as _print_table
 from .config import ConfigError, default_data_dir, load_provisioning, load_settings
 from .control import SOCKET_NAME, control_request
@@ -150,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_modem.add_commands(command)
     cli_customers.add_commands(group, leaf)
     cli_users.add_commands(group, leaf)
+    cli_security.add_commands(group, leaf)
     customer = group("customer", "Customers: list, search, import and export as CSV.")
     cmd = leaf(customer, "add", _customer_add, "Add or update a customer by phone number.")
     cmd.add_argument("phone")

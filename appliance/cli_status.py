@@ -44,6 +44,13 @@ def _status(args: argparse.Namespace) -> int:
         print(f"Modem line {name}: {_line_words(line)}")
     print(f"Calls in progress: {reply.get('calls', 0)}")
     print(f"Registered phones: {reply.get('phones', 0)}")
+    bans = reply.get("bans", [])
+    if bans:
+        print(f"\nBanned addresses ({len(bans)}): lift one with `switchboard ban lift ADDRESS`")
+        print_table(("ADDRESS", "MINUTES LEFT", "WHY"),
+                    [[b["source"], str(max(1, b["seconds_left"] // 60)), b["reason"]] for b in bans])
+    else:
+        print("Banned addresses: none")
     return 0
 
 

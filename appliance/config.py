@@ -165,6 +165,18 @@ def _algorithms(where: _Where, value: Any) -> tuple[str, ...]:
     return tuple(_choice(options, str.upper)(where / i, a) for i, a in enumerate(value))
 
 
+def _networks(where: _Where, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        where.fail(f'expected a list of networks like ["192.168.1.0/24"], got {_shown(value)}')
+    found = []
+    for i, item in enumerate(value):
+        try:
+            found.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError:
+            (where / i).fail(f"expected a network such as 192.168.1.0/24 or an address, got {_shown(item)}")
+    return tuple(found)
+
+
 def _prefixes(where: _Where, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         where.fail(f'expected a non-empty list of dial prefixes like ["00", "+"], got {_shown(value)}')
@@ -191,9 +203,18 @@ class Settings:
     register_min_expires: int = 60
     register_max_expires: int = 3600
     register_default_expires: int = 600
-    ban_max_failures: int = 5
-    ban_window: float = 60.0
-    ban_seconds: float = 600.0
+    # Failed logins per source (and per account, from any number of sources) within ban_window.
+    ban_max_failures: int = 10
+    ban_account_failures: int = 20
+    ban_window: float = 3600.0
+    ban_seconds: float = 3600.0
+    ban_exempt: tuple[str, ...] = ()  # networks never banned, e.g. ["192.168.1.0/24"]; trunks never are
+    tcp_max_connections: int = 512  # SIP over TCP, in all
+    tcp_max_per_source: int = 32  # SIP over TCP, from one address
+    tcp_idle_timeout: float = 32.0  # close a connection that has sent no complete message for this long
+    tcp_registered_idle: float = 600.0  # ... unless a phone registered over it
+    max_calls_per_extension: int = 4  # calls one extension may have going at once
+    unanswered_media_share: float = 0.5  # share of the RTP ports calls not yet answered and ACKed may hold
     nonce_lifetime: float = 300.0
     # MD5 only by default: SIPp and many phones answer only the first challenge, and libre-based
     # phones (baresip 1.0) give up when any challenge names SHA-256. Offer SHA-256 where all phones can.
@@ -235,8 +256,16 @@ _BOX_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "register_max_expires": _int(10, 86400),
     "register_default_expires": _int(10, 86400),
     "ban_max_failures": _int(1, 1000),
+    "ban_account_failures": _int(1, 10000),
     "ban_window": _number(0, 86400),
     "ban_seconds": _number(0, 31 * 86400),
+    "ban_exempt": _networks,
+    "tcp_max_connections": _int(1, 100_000),
+    "tcp_max_per_source": _int(1, 10_000),
+    "tcp_idle_timeout": _number(1, 3600),
+    "tcp_registered_idle": _number(1, 86400),
+    "max_calls_per_extension": _int(1, 100),
+    "unanswered_media_share": _number(0.05, 1.0),
     "nonce_lifetime": _number(0, 86400),
     "auth_algorithms": _algorithms,
     "log_level": _choice(LOG_LEVELS, str.upper),

@@ -225,9 +225,10 @@ def test_unknown_and_known_users_get_the_same_answers(box_factory, tmp_path):
     known = answers_for(box, "201")
     for unknown in ("299", "2010", "alice"):
         assert answers_for(box, unknown) == known, unknown
+    # Wrong credentials get 403, not another challenge (a phone with a wrong password must not loop).
     assert [a.split("\r\n", 1)[0] for a in known[:4]] == [
-        "SIP/2.0 401 Unauthorized", "SIP/2.0 401 Unauthorized",
-        "SIP/2.0 407 Proxy Authentication Required", "SIP/2.0 407 Proxy Authentication Required"]
+        "SIP/2.0 401 Unauthorized", "SIP/2.0 403 Forbidden",
+        "SIP/2.0 407 Proxy Authentication Required", "SIP/2.0 403 Forbidden"]
     assert box.log().count("failed authentication from") == 8  # wrong passwords count, known user or not
     # Control: the same digest code with the right password gets in, so only the password differed.
     probe = Probe(box)
@@ -292,12 +293,12 @@ def test_svcrack_is_banned_the_ban_is_logged_and_it_ends(box_factory, tmp_path):
     # Three wrong guesses (ban_max_failures), then the ban: svcrack never gets to guess again.
     failures = re.findall(rf"failed authentication from 127\.0\.0\.1:{attacker_port} \(user '201'\)", log)
     assert len(failures) == 3, log[-3000:]
-    # On the wire: only challenges, then silence while svcrack keeps trying. svcrack also sends
+    # On the wire: challenges and a 403 for each wrong guess, then silence while svcrack keeps trying. svcrack also sends
     # REGISTERs without credentials to fetch nonces; how many of those reach the box before its third
     # wrong guess depends on scheduling (4 to 18 in repeated runs), and they reveal nothing: the guesses
     # that were checked are the three counted in the log above.
     answers = [item for item in wire if item.isdigit()]
-    assert answers and set(answers) == {"401"}, wire
+    assert answers and set(answers) == {"401", "403"} and answers.count("403") == 3, wire
     last_answer = max(i for i, item in enumerate(wire) if item.isdigit())
     assert wire[last_answer + 1:].count("REGISTER") >= 10, wire
 

@@ -160,7 +160,14 @@ def _error_page(exc: HTTPException):  # type: ignore[no-untyped-def]
 
 def init_app(app) -> None:  # type: ignore[no-untyped-def]
     """Install the login gate, the throttle, template helpers and friendly error pages."""
-    app.extensions.setdefault(THROTTLE_KEY, LoginThrottle())
+    # The throttle hangs on the box's facade, so `switchboard user unlock` reaches it through the control socket.
+    api = app.extensions.get("switchboard")
+    found = getattr(api, "login_throttle", None)
+    if found is None:
+        found = LoginThrottle()
+        if api is not None:
+            api.login_throttle = found
+    app.extensions.setdefault(THROTTLE_KEY, found)
     app.before_request(_gate)
     app.jinja_env.globals.update(optional_url=optional_url)
 
@@ -222,7 +229,7 @@ def login():  # type: ignore[no-untyped-def]
         log.warning("failed login: user %r from %s", username, address)
         return render_template("login.html", next=target, username=username,
                                error="Wrong username or password."), 401
-    throttle().success(username)
+    throttle().success(username, address)
     _start_session(user)
     log.info("login: %s (%s) from %s", user["username"], user["role"], address)
     return redirect(target or home_url(user))
@@ -230,7 +237,10 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
-    """End the session."""
+    """End the session: every session of the user, so a copied cookie is worthless after logout."""
+    user = current_user()
+    if user is not None:
+        users.end_sessions(db(), user["id"])
     session.clear()
     g.user = None
     flash("You are logged out.", "status")

@@ -1,6 +1,7 @@
 """The UA core: authenticates requests, then hands them to the registrar or the B2BUA."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Callable
 
@@ -90,23 +91,31 @@ class SipCore:
         challenge_header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         credentials = request.header(header)
         stale = False
+        if credentials is not None and not credentials.lstrip()[:7].lower() == "digest ":
+            credentials = None  # another scheme (RFC 4475 regaut01): not a guess, so a plain challenge
         if credentials is not None:
             # The digest uri is not pinned to the Request-URI: SIPp and several phones put the
             # registrar's address there. The nonce and nonce-count still stop replays.
             result = self.auth.verify(request.method, credentials)
             if result.ok and result.username:
-                self.bans.record_success(txn.peer.host)
+                self.bans.record_success(txn.peer.host, result.username)
                 return result.username
             stale = result.stale
             if not stale:
-                self._auth_failed(txn.peer, result.username)
+                self._auth_failed(txn.peer, result.username, credentials)
+                # Wrong credentials get 403, not a fresh challenge: a phone with a wrong password would
+                # otherwise answer every new challenge at once and have its whole address banned in
+                # milliseconds (RFC 3261 §22.1 lets a UAS refuse with 403). Known and unknown users alike.
+                txn.respond(403, "Forbidden", to_tag="auth")
+                return None
         extra = [(challenge_header, value) for value in self.auth.challenges(stale=stale)]
         txn.respond(status, extra=extra, to_tag="auth")
         return None
 
-    def _auth_failed(self, peer: Peer, username: str | None) -> None:
+    def _auth_failed(self, peer: Peer, username: str | None, credentials: str) -> None:
         log.info("failed authentication from %s:%s (user %r)", peer.host, peer.port, username)
-        if self.bans.record_failure(peer.host):
+        fingerprint = hashlib.blake2b(credentials.encode(errors="replace"), digest_size=12).hexdigest()
+        if self.bans.record_failure(peer.host, username, fingerprint):
             self.bus.publish("security.ban", source=peer.host, user=username)
 
     # --- REGISTER -------------------------------------------------------------

@@ -204,6 +204,13 @@ def set_password(db: Database, user_id: int, password: str) -> None:
         )
 
 
+def end_sessions(db: Database, user_id: int) -> None:
+    """Log the user out everywhere (logout): every cookie issued before now stops working."""
+    with transaction(db):
+        db.execute("UPDATE users SET session_epoch = session_epoch + 1, updated_at = ? WHERE id = ?",
+                   [to_iso(), user_id])
+
+
 def set_disabled(db: Database, user_id: int, disabled: bool) -> None:
     """Disable (logging them out) or re-enable a user; the last enabled admin stays enabled."""
     with transaction(db):
