@@ -35,7 +35,7 @@ from .sip.digest import DigestAuthenticator, NonceManager
 from .sip.endpoint import LocalEndpoint
 from .sip.registrar import Binding, LocationService, Registrar, RegistrarPolicy
 from .sip.transaction import TransactionLayer
-from .sip.transport import Peer, SipTransport
+from .sip.transport import Peer, SipTransport, TcpLimits
 from .sip.trunk import TrunkClient, TrunkStatus
 from .sip.uri import UriError, parse_sip_uri
 from .status_leds import StatusLedPolicy
@@ -52,6 +52,20 @@ log = logging.getLogger("switchboard.box")
 TRUNK_STATUS_KEY = "trunk_status:"
 PROMPT_VOICE_KEY = "prompts.voice"
 PROMPT_TEXTS_KEY = "prompts.texts"
+
+
+def raise_open_files_limit() -> None:
+    """Use the hard limit on open files: sockets for TCP phones and RTP must not run out before our own limits."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 65536
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError) as exc:
+        log.info("could not raise the open files limit: %s", exc)
 
 
 def _stored_texts(value: object) -> dict[str, str] | None:
@@ -105,7 +119,9 @@ class Box:
         auth = DigestAuthenticator(s.realm, lambda user, algorithm: directory.get_ha1(db, user, algorithm, s.realm),
                                    nonces, s.auth_algorithms)
 
-        self.transport = SipTransport(loop, s.bind, s.sip_port, handler=lambda m, p: None)
+        raise_open_files_limit()
+        self.transport = SipTransport(loop, s.bind, s.sip_port, handler=lambda m, p: None, tcp_limits=TcpLimits(
+            s.tcp_max_connections, s.tcp_max_per_source, s.tcp_idle_timeout, s.tcp_registered_idle))
         self.transport.is_blocked = self.bans.is_banned
         await self.transport.start()
         advertise = s.advertise or (s.bind if s.bind not in ("0.0.0.0", "::") else primary_address())
@@ -148,6 +164,7 @@ class Box:
                                          lambda: self.crm.settings().region, s.international_prefixes[0],
                                          s.ringback, trunks=lambda: directory.list_trunks(db) + self._line_rows())
         self.core = SipCore(authenticator=auth, bans=self.bans, registrar=registrar, b2bua=self.b2bua,
+                            on_registered=self.transport.mark_registered,
                             dial_plan=dial_plan, call_log=self.call_log, bus=self.bus,
                             extension=lambda number: directory.get_extension(db, number),
                             trunk_for=self._trunk_for, trunk_by_name=self._trunk_by_name)

@@ -29,7 +29,8 @@ class SipCore:
     def __init__(self, *, authenticator: DigestAuthenticator, bans: BanList, registrar: Registrar,
                  b2bua: B2BUA, dial_plan: DialPlan, call_log: CallLog, bus: EventBus,
                  extension: Callable[[str], dict | None], trunk_for: Callable[[Peer], TrunkPeer | None],
-                 trunk_by_name: Callable[[str], TrunkPeer | None]) -> None:
+                 trunk_by_name: Callable[[str], TrunkPeer | None],
+                 on_registered: Callable[[Peer], None] = lambda peer: None) -> None:
         self.auth = authenticator
         self.bans = bans
         self.registrar = registrar
@@ -40,6 +41,7 @@ class SipCore:
         self.extension = extension
         self.trunk_for = trunk_for
         self.trunk_by_name = trunk_by_name
+        self.on_registered = on_registered  # a phone registered over this connection (TCP idle timeout)
 
     # --- transaction user -------------------------------------------------
     def on_request(self, txn: ServerTransaction) -> None:
@@ -128,6 +130,8 @@ class SipCore:
             txn.respond(403, "Forbidden (To does not match the credentials)")
             return
         self.registrar.handle(txn, user)
+        if txn.peer.transport == "TCP":
+            self.on_registered(txn.peer)
 
     # --- INVITE ---------------------------------------------------------------
     def _invite(self, txn: ServerTransaction) -> None:

@@ -318,13 +318,13 @@ def parse_message(data: bytes, stream: bool = False) -> Request | Response:
     return message
 
 
-def frame_stream(buffer: bytearray) -> bytes | None:
+def frame_stream(buffer: bytearray, max_headers: int = MAX_MESSAGE) -> bytes | None:
     """Take one whole message off the front of a stream buffer, or None if incomplete."""
     while buffer[:2] == b"\r\n":
         del buffer[:2]
-    end = buffer.find(b"\r\n\r\n")
+    end = buffer.find(b"\r\n\r\n", 0, max_headers + 4)
     if end < 0:
-        if len(buffer) > MAX_MESSAGE:
+        if len(buffer) > max_headers:
             raise SipParseError("headers too long", 513)
         return None
     length = 0

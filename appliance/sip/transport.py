@@ -30,47 +30,106 @@ class Peer:
 MessageHandler = Callable[[Message, Peer], None]
 
 
-class _TcpConnection(asyncio.Protocol):
-    """One TCP connection: frames the byte stream into SIP messages."""
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    """How much SIP over TCP the box takes: connections in all and per address, and idle timeouts."""
 
-    def __init__(self, owner: "SipTransport") -> None:
+    max_connections: int = 512
+    max_per_source: int = 32
+    idle_timeout: float = 32.0       # no complete message for this long: closed (RFC 5626 §4.4.1 flow timer scale)
+    registered_idle: float = 600.0   # a phone registered over the connection keeps it this long when quiet
+    max_header_bytes: int = 16384    # headers longer than this end the connection
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One TCP connection: frames the byte stream into SIP messages, within the transport's limits."""
+
+    def __init__(self, owner: "SipTransport", outbound: bool = False) -> None:
         self.owner = owner
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
+        self.outbound = outbound      # the box connected (to a trunk): not counted against anybody
+        self.registered = outbound    # long idle timeout
+        self.last_message = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         host, port = transport.get_extra_info("peername")[:2]
         self.peer = Peer("TCP", host, port)
-        self.owner._connections[self.peer.addr] = self
+        owner = self.owner
+        if not self.outbound and not owner._admit(host):
+            self.peer = None
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        owner._connections[self.peer.addr] = self
+        if not self.outbound:
+            owner._per_source[host] = owner._per_source.get(host, 0) + 1
+            owner._inbound += 1
+        self.last_message = owner.loop.time()
+        self._arm()
+
+    def _arm(self) -> None:
+        limits = self.owner.tcp_limits
+        wait = limits.registered_idle if self.registered else limits.idle_timeout
+        self._timer = self.owner.loop.call_at(self.last_message + wait, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        limits = self.owner.tcp_limits
+        wait = limits.registered_idle if self.registered else limits.idle_timeout
+        if self.owner.loop.time() >= self.last_message + wait:
+            log.info("closing idle TCP connection from %s:%s", self.peer.host, self.peer.port)  # type: ignore[union-attr]
+            self.transport.close()
+            return
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if self.owner.is_blocked(self.peer.host):  # type: ignore[union-attr]
+        if self.peer is None:
+            return
+        if self.owner.is_blocked(self.peer.host):
             self.transport.close()  # type: ignore[union-attr]
             return
         self.buffer += data
         while True:
             try:
-                raw = frame_stream(self.buffer)
+                raw = frame_stream(self.buffer, self.owner.tcp_limits.max_header_bytes)
             except SipParseError as exc:
-                log.warning("closing TCP %s: %s", self.peer, exc.reason)
+                log.warning("closing TCP %s:%s: %s", self.peer.host, self.peer.port, exc.reason)
                 self.transport.close()  # type: ignore[union-attr]
                 return
             if raw is None:
                 return
-            self.owner._received(raw, self.peer, stream=True)  # type: ignore[arg-type]
+            self.last_message = self.owner.loop.time()
+            self.owner._received(raw, self.peer, stream=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.peer and self.owner._connections.get(self.peer.addr) is self:
-            del self.owner._connections[self.peer.addr]
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.peer is None:
+            return
+        owner = self.owner
+        if owner._connections.get(self.peer.addr) is self:
+            del owner._connections[self.peer.addr]
+        if self.outbound:
+            return
+        owner._inbound -= 1
+        count = owner._per_source.get(self.peer.host, 0) - 1
+        if count > 0:
+            owner._per_source[self.peer.host] = count
+        else:
+            owner._per_source.pop(self.peer.host, None)
 
 
 class SipTransport:
     """Listens on one UDP and one TCP port and hands whole messages to a handler."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, handler: MessageHandler,
-                 tcp: bool = True) -> None:
+                 tcp: bool = True, tcp_limits: TcpLimits | None = None) -> None:
         self.loop = loop
         self.tcp = tcp
         self.host = host
@@ -79,9 +138,12 @@ class SipTransport:
         self.udp: socket.socket | None = None
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[tuple[str, int], _TcpConnection] = {}
+        self._per_source: dict[str, int] = {}
+        self._inbound = 0
+        self.tcp_limits = tcp_limits or TcpLimits()
         self._buffer = bytearray(_UDP_MAX)
         self._view = memoryview(self._buffer)
-        self.stats = {"rx": 0, "tx": 0, "bad": 0, "blocked": 0}
+        self.stats = {"rx": 0, "tx": 0, "bad": 0, "blocked": 0, "tcp_refused": 0}
         self.is_blocked: Callable[[str], bool] = lambda host: False  # the ban list, checked before parsing
 
     async def start(self) -> None:
@@ -116,6 +178,34 @@ class SipTransport:
                     conn.transport.close()
             await self._server.wait_closed()
             self._server = None
+
+    def _admit(self, host: str) -> bool:
+        """Whether a new inbound TCP connection from host fits the limits (and host is not banned)."""
+        limits = self.tcp_limits
+        if self.is_blocked(host):
+            reason = "banned"
+        elif self._inbound >= limits.max_connections:
+            reason = f"{limits.max_connections} connections open in all"
+        elif self._per_source.get(host, 0) >= limits.max_per_source:
+            reason = f"{limits.max_per_source} connections open from this address"
+        else:
+            return True
+        self.stats["tcp_refused"] += 1
+        log.warning("refused a TCP connection from %s: %s", host, reason)
+        return False
+
+    def mark_registered(self, peer: Peer) -> None:
+        """A phone registered over this TCP connection: it may stay quiet for longer (its keepalives)."""
+        conn = self._connections.get(peer.addr)
+        if conn is not None and not conn.registered:
+            conn.registered = True
+            if conn._timer is not None:
+                conn._timer.cancel()
+            conn._arm()
+
+    def tcp_connections(self) -> dict[str, int]:
+        """Open inbound TCP connections per source address."""
+        return dict(self._per_source)
 
     def _on_udp_readable(self) -> None:
         udp = self.udp
@@ -185,7 +275,8 @@ class SipTransport:
 
     async def _connect_and_send(self, data: bytes, peer: Peer) -> None:
         try:
-            transport, _ = await self.loop.create_connection(lambda: _TcpConnection(self), peer.host, peer.port)
+            transport, _ = await self.loop.create_connection(lambda: _TcpConnection(self, outbound=True),
+                                                             peer.host, peer.port)
             transport.write(data)
         except OSError as exc:
             log.info("TCP connect to %s:%s failed: %s", peer.host, peer.port, exc)
