@@ -138,8 +138,10 @@ class Box:
         self.call_log = CallLog(db, self.bus, self.crm)
         layer = TransactionLayer(loop, self.transport, tu=None, methods=KNOWN_METHODS)  # type: ignore[arg-type]
         self.layer = layer
+        allocator = self.media.allocator
         self.b2bua = B2BUA(loop, layer, self.endpoint, self.location, self.call_log, self.media,
-                           ring_timeout=lambda: s.ring_timeout)
+                           ring_timeout=lambda: s.ring_timeout,
+                           max_unconfirmed=lambda: max(1, int(allocator.capacity // 2 * s.unanswered_media_share)))
         self.prompts = PromptLibrary(s.data_dir / "prompts",
                                      voice=directory.get_setting(db, PROMPT_VOICE_KEY) or s.prompt_voice,
                                      texts=_stored_texts(directory.get_setting(db, PROMPT_TEXTS_KEY)))
@@ -165,6 +167,7 @@ class Box:
                                          s.ringback, trunks=lambda: directory.list_trunks(db) + self._line_rows())
         self.core = SipCore(authenticator=auth, bans=self.bans, registrar=registrar, b2bua=self.b2bua,
                             on_registered=self.transport.mark_registered,
+                            max_calls=lambda: s.max_calls_per_extension,
                             dial_plan=dial_plan, call_log=self.call_log, bus=self.bus,
                             extension=lambda number: directory.get_extension(db, number),
                             trunk_for=self._trunk_for, trunk_by_name=self._trunk_by_name)

@@ -246,6 +246,11 @@ class MediaEngine:
         self._relays.add(relay)
         return relay
 
+    @property
+    def allocator(self) -> PortAllocator:
+        """The port range this engine takes its sockets from."""
+        return self._allocator
+
     def active(self) -> int:
         """Number of open relays."""
         return len(self._relays)

@@ -756,8 +756,12 @@ class B2BUA:
     """Creates calls, finds them from in-dialog requests, and tracks them while they live."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, layer: TransactionLayer, endpoint: Endpoint,
-                 location: LocationService, calls: CallLog, media, ring_timeout: Callable[[], float]) -> None:  # type: ignore[no-untyped-def]
+                 location: LocationService, calls: CallLog, media, ring_timeout: Callable[[], float],  # type: ignore[no-untyped-def]
+                 max_unconfirmed: Callable[[], int] = lambda: 1 << 30) -> None:
         self.loop = loop
+        # Calls not yet answered and ACKed may hold only this many relays: a flood of INVITEs that are
+        # never ACKed must leave ports for everybody else.
+        self.max_unconfirmed = max_unconfirmed
         self.layer = layer
         self.endpoint = endpoint
         self.location = location
@@ -783,6 +787,11 @@ class B2BUA:
         handler = self.destinations.get(route.kind)
         if route.kind not in ("extension", "trunk") and handler is None:
             call.fail(480, f"Temporarily Unavailable ({route.kind} not available)", "failed")
+            return call
+        if self.unconfirmed() >= self.max_unconfirmed():
+            log.warning("call %s refused: %d calls not yet answered and ACKed hold media ports already",
+                        info.record_id, self.unconfirmed())
+            call.fail(503, "Service Unavailable (too many calls being set up)", "failed")
             return call
         try:
             call.relay = self.media.create_relay()
@@ -811,6 +820,17 @@ class B2BUA:
             targets = [(f"sip:{route.number}@{trunk.domain}", trunk.peer, trunk.name, trunk)]
         call.ring(targets, body or b"")
         return call
+
+    def unconfirmed(self) -> int:
+        """Calls holding media ports whose caller has not ACKed an answer yet."""
+        return sum(1 for call in self.by_invite.values()
+                   if not call.caller_confirmed and call.relay is not None and call.state != "ended")
+
+    def calls_from(self, number: str) -> int:
+        """Calls going on that `number` placed (for the per-extension limit)."""
+        return sum(1 for call in self.active.values()
+                   if call.state != "ended" and getattr(call.info, "from_number", None) == number
+                   and isinstance(call, Call))
 
     def find(self, request: Request) -> tuple[UacCall, Leg | None] | None:
         """The call and leg an in-dialog request belongs to."""

@@ -30,7 +30,8 @@ class SipCore:
                  b2bua: B2BUA, dial_plan: DialPlan, call_log: CallLog, bus: EventBus,
                  extension: Callable[[str], dict | None], trunk_for: Callable[[Peer], TrunkPeer | None],
                  trunk_by_name: Callable[[str], TrunkPeer | None],
-                 on_registered: Callable[[Peer], None] = lambda peer: None) -> None:
+                 on_registered: Callable[[Peer], None] = lambda peer: None,
+                 max_calls: Callable[[], int] = lambda: 1 << 30) -> None:
         self.auth = authenticator
         self.bans = bans
         self.registrar = registrar
@@ -42,6 +43,7 @@ class SipCore:
         self.trunk_for = trunk_for
         self.trunk_by_name = trunk_by_name
         self.on_registered = on_registered  # a phone registered over this connection (TCP idle timeout)
+        self.max_calls = max_calls  # calls one extension may have going at once
 
     # --- transaction user -------------------------------------------------
     def on_request(self, txn: ServerTransaction) -> None:
@@ -158,6 +160,10 @@ class SipCore:
         caller = self.extension(user)
         if caller is None:  # deleted while the nonce was live
             txn.respond(403)
+            return
+        if self.b2bua.calls_from(user) >= self.max_calls():
+            log.warning("INVITE from %s refused: it has %d calls going already", user, self.max_calls())
+            txn.respond(486, "Busy Here (too many calls from this extension)")
             return
         route = self.dial_plan.from_extension(caller, dialled)
         direction = "outbound" if route.trunk else "internal"  # refused outside calls are outbound too
