@@ -34,7 +34,7 @@ class RepeatFilter(logging.Filter):
     record after a quiet spell says how many were dropped.
     """
 
-    def __init__(self, burst: int = 5, interval: float = 10.0, clock=time.monotonic, max_kinds: int = 1000) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, burst: int = 20, interval: float = 10.0, clock=time.monotonic, max_kinds: int = 1000) -> None:  # type: ignore[no-untyped-def]
         super().__init__()
         self.burst = burst
         self.interval = interval

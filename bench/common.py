@@ -272,7 +272,7 @@ def box_command(data_dir: Path, provision: Path | None, sip_port: int, rtp: tupl
 
 
 def start_box(workdir: Path, users: dict[str, str] | None = None, rtp: tuple[int, int] = RTP_RANGE,
-              timeout: float = 30.0, realtime: bool = False) -> Box:
+              timeout: float = 30.0, realtime: bool = False, box_toml: str | None = None) -> Box:
     """Start a fresh box (new data dir) and wait for its banner.
 
     realtime runs it SCHED_FIFO (chrt -f 10): on a shared machine, other processes on core 0
@@ -280,6 +280,8 @@ def start_box(workdir: Path, users: dict[str, str] | None = None, rtp: tuple[int
     which otherwise shows up as latency the box did not cause.
     """
     data_dir = Path(tempfile.mkdtemp(prefix="box-", dir=workdir))
+    if box_toml is not None:  # [box] settings for this run
+        (data_dir / "switchboard.toml").write_text(box_toml)
     provision = None
     if users is not None:
         provision = data_dir / "provision.toml"

@@ -89,6 +89,6 @@ def test_idle_connections_are_capped_timed_out_and_cost_the_office_nothing(box_f
             sock.close()
     log = box.log()
     refused = log.count("refused a TCP connection")
-    assert 0 < refused <= 20, refused  # about 100 refusals, logged a few at a time
+    assert 0 < refused <= 25, refused  # about 100 refusals: 20 logged, then a count of the rest
     assert "Traceback" not in log
     assert box.alive()

@@ -10,6 +10,7 @@ from ..calls.records import CallLog
 from ..calls.router import DialPlan
 from .b2bua import ALLOW, B2BUA, TrunkPeer
 from .digest import DigestAuthenticator
+from .headers import HeaderError
 from .message import Request, Response
 from .registrar import Registrar
 from .security import BanList
@@ -50,9 +51,13 @@ class SipCore:
         """Dispatch a new request."""
         request = txn.request
         method = request.method
-        unsupported = [tag for tag in request.header_values("Require") if tag not in SUPPORTED_EXTENSIONS]
+        try:
+            unsupported = [tag for tag in request.header_values("Require") if tag not in SUPPORTED_EXTENSIONS]
+        except HeaderError:  # found by wire fuzzing: an unterminated quote in Require went unanswered
+            txn.respond(400, "Bad Request (Require)", stateless=True)
+            return
         if unsupported and method not in ("CANCEL", "ACK"):
-            txn.respond(420, extra=[("Unsupported", ", ".join(unsupported))])
+            txn.respond(420, extra=[("Unsupported", ", ".join(unsupported))], stateless=True)
             return
         if request.to.tag:
             self.b2bua.on_in_dialog(txn)
@@ -62,13 +67,13 @@ class SipCore:
             self._invite(txn)
         elif method == "OPTIONS":
             txn.respond(200, extra=[("Allow", ALLOW), ("Accept", "application/sdp"),
-                                    ("Supported", ""), ("Accept-Language", "en")])
+                                    ("Supported", ""), ("Accept-Language", "en")], stateless=True)
         elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
-            txn.respond(481)
+            txn.respond(481, stateless=True)
         elif method in KNOWN_METHODS:
-            txn.respond(405, extra=[("Allow", ALLOW)])
+            txn.respond(405, extra=[("Allow", ALLOW)], stateless=True)
         else:
-            txn.respond(501, extra=[("Allow", ALLOW)])
+            txn.respond(501, extra=[("Allow", ALLOW)], stateless=True)
 
     def on_cancel(self, txn: ServerTransaction, invite: ServerTransaction | None) -> None:
         """Forward CANCEL to the B2BUA."""
@@ -110,10 +115,10 @@ class SipCore:
                 # Wrong credentials get 403, not a fresh challenge: a phone with a wrong password would
                 # otherwise answer every new challenge at once and have its whole address banned in
                 # milliseconds (RFC 3261 §22.1 lets a UAS refuse with 403). Known and unknown users alike.
-                txn.respond(403, "Forbidden", to_tag="auth")
+                txn.respond(403, "Forbidden", to_tag="auth", stateless=True)
                 return None
         extra = [(challenge_header, value) for value in self.auth.challenges(stale=stale)]
-        txn.respond(status, extra=extra, to_tag="auth")
+        txn.respond(status, extra=extra, to_tag="auth", stateless=True)  # challenges commit the box to nothing
         return None
 
     def _auth_failed(self, peer: Peer, username: str | None, credentials: str) -> None:

@@ -65,17 +65,31 @@ class ServerTransaction:
         """Whether a final response has been sent."""
         return self.state not in ("trying", "proceeding")
 
-    def respond(self, response: Response | int, reason: str | None = None, **kwargs) -> Response | None:  # type: ignore[no-untyped-def]
-        """Send a response (or build one from a status code); ignored once a final one went out."""
+    def respond(self, response: Response | int, reason: str | None = None, *, stateless: bool = False,
+                **kwargs) -> Response | None:  # type: ignore[no-untyped-def]
+        """Send a response (or build one from a status code); ignored once a final one went out.
+
+        stateless: a final answer that commits the box to nothing (a challenge, a refusal before any
+        call exists, OPTIONS). It is sent once and the transaction is forgotten at once, as a
+        stateless UAS does (RFC 3261 §8.2.7): a retransmitted request is simply answered again. A
+        flood of unique requests then holds no memory for 32 s and gets no retransmitted answers.
+        """
         if self.answered:
             log.debug("late response %r on %s ignored", response, self.key)
             return None
         if isinstance(response, int):
             response = make_response(self.request, response, reason, **kwargs)
-        self.last = response.to_bytes()
-        self.dest = response_destination(response, self.peer)
-        self.layer.transport.send(self.last, self.dest)
+        data = response.to_bytes()
+        dest = response_destination(response, self.peer)
         status = response.status
+        if stateless and status >= 200 and not (self.is_invite and status < 300):
+            self.layer.transport.send(data, dest)
+            self.state = "completed"
+            self.terminate()
+            return response
+        self.last = data
+        self.dest = dest
+        self.layer.transport.send(self.last, self.dest)
         if status < 200:
             self.state = "proceeding"
         elif self.is_invite:
