@@ -158,6 +158,31 @@ def test_logout_ends_the_session(client, office) -> None:  # type: ignore[no-unt
     assert location(client.get("/status")).startswith("/login")
 
 
+def test_a_cookie_replayed_after_logout_opens_nothing(app, office) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13, finding 9: the cookie copied before logout used to open /agent for its 12-hour life."""
+    browser = app.test_client()
+    login(browser, "ann")
+    assert browser.get("/agent").status_code == 200
+    stolen = browser.get_cookie("switchboard_session").value
+    assert post(browser, "/logout", page="/agent").status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("switchboard_session", stolen)
+    assert location(thief.get("/agent")).startswith("/login")
+
+
+def test_healthz_says_only_ok_and_pages_carry_security_headers(client, office) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13, findings 11 and 12."""
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.data == b"ok\n"
+    page = client.get("/login")
+    headers = page.headers
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+    assert b"<script>" not in page.data and b" style=" not in page.data
+
+
 def test_password_change_logs_other_sessions_out(web_box, app, office) -> None:  # type: ignore[no-untyped-def]
     laptop, phone = app.test_client(), app.test_client()
     login(laptop, "sue")
@@ -349,3 +374,19 @@ def test_cli_admin_create(tmp_path: Path) -> None:
         assert users.setup_code(db) is None
     finally:
         db.conn.close()
+
+
+def test_bans_show_on_the_status_page_and_only_an_admin_lifts_one(web_box, app, office) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13, finding 6: a phone with a wrong password got its address banned; the owner lifts it."""
+    web_box.call(lambda: web_box.box.bans.ban("192.0.2.44", 600, "5 failed authentications"))
+    sue = app.test_client()
+    login(sue, "sue")
+    page = sue.get("/status").data
+    assert b"192.0.2.44" in page and b"5 failed authentications" in page and b"Lift ban" not in page
+    assert post(sue, "/status/bans/lift", {"source": "192.0.2.44"}, page="/status").status_code == 403
+    boss = app.test_client()
+    login(boss, "boss")
+    assert b"Lift ban on 192.0.2.44" in boss.get("/status").data
+    assert post(boss, "/status/bans/lift", {"source": "192.0.2.44"}, page="/status").status_code == 302
+    assert b"192.0.2.44" not in boss.get("/status").data.split(b"may connect again")[-1]
+    assert web_box.call(lambda: web_box.box.bans.bans()) == []
