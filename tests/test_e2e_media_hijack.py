@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audio_match import ncc_peak
+from conftest import PROVISION
 from live_box import LiveBox
 from peers import LOCALHOST, SipPhone, invite_with_auth, new_id, sdp_audio, sdp_body
 
@@ -26,18 +27,6 @@ from appliance.media.g711 import ulaw_encode as encode_ulaw
 
 ATTACKER = "127.0.0.2"
 FRAMES = 60  # 20 ms frames each phone sends: 1.2 s of audio
-
-PROVISION = """
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "s3cret-201"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "s3cret-202"
-"""
 
 
 def tone(freq: float, frames: int = FRAMES, seed: int = 0) -> np.ndarray:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from conftest import PROVISION
 from live_box import LiveBox
 from peers import LOCALHOST, SipPhone, free_port, invite_with_auth, new_id, sdp_body, free_media_port
 from web_client import PASSWORD, csrf_from, make_user
@@ -33,17 +34,8 @@ VARIANTS = ["011" + ABROAD[2:], "*67" + ABROAD, "*31+" + ABROAD[2:], "*" + ABROA
 
 
 def provision(itsp_port: int) -> str:
-    return f"""
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "s3cret-201"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "s3cret-202"
-
+    """Ann (201, no calls abroad), Bob, Cleo; a trunk whose calls go to the sales queue, prefix 9."""
+    return PROVISION + f"""
 [[trunks]]
 name = "itsp"
 host = "{LOCALHOST}"
@@ -59,9 +51,6 @@ name = "sales"
 members = ["201", "202"]
 callback_key = "1"
 announce_every = 0
-
-[security]
-allow_international = false
 """
 
 
