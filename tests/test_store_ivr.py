@@ -74,7 +74,10 @@ def test_new_schema(db):
         "state", "attempts", "last_attempt_at", "outcome", "updated_at",
         # added for the queue's callback runs (migration 4)
         "line", "next_attempt_at", "last_status", "agent", "record_id",
+        # whose dialling rights a callback has (migration 6)
+        "dial_as",
     }
+    assert db["bans"].pks == ["source"]
     assert {"ivr_path", "recording"} <= set(db["calls"].columns_dict)
 
 
