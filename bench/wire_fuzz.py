@@ -4,13 +4,15 @@
 
 Prints, per run: tracebacks in the box's log (must be 0), whether it still answers OPTIONS, and its
 RSS at idle, after the datagrams and after the TCP messages. 127.0.0.0/8 is ban-exempt here, so
-every datagram reaches the parser instead of being dropped by a ban. Nothing is asserted.
+every datagram reaches the parser instead of being dropped by a ban, and the per-address TCP cap
+is raised so every TCP message is read. Nothing is asserted.
 """
 from __future__ import annotations
 
 import argparse
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +37,7 @@ def answers_options(port: int) -> bool:
 
 
 def one_run(workdir: Path, count: int, tcp_count: int, seed: int) -> list[object]:
-    box = start_box(workdir, {"201": "s3cret-201-long"}, box_toml='[box]\nban_exempt = ["127.0.0.0/8"]\n')
+    box = start_box(workdir, {"201": "s3cret-201-long"}, box_toml='[box]\nban_exempt = ["127.0.0.0/8"]\ntcp_max_per_source = 10000\n')
     time.sleep(2)  # let start-up settle before the idle figure
     idle = rss_mb(box.proc.pid)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -68,9 +70,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     header("Wire fuzzing: mutated SIP at the running box")
-    workdir = Path(__file__).resolve().parent / ".work"
-    workdir.mkdir(exist_ok=True)
-    rows = [one_run(workdir, args.datagrams, args.tcp, seed) for seed in range(13, 13 + args.runs)]
+    with tempfile.TemporaryDirectory(prefix="bench-wire-fuzz-") as tmp:
+        rows = [one_run(Path(tmp), args.datagrams, args.tcp, seed) for seed in range(13, 13 + args.runs)]
     print(table(["seed", "UDP", "TCP", "tracebacks", "answers", "RSS idle MB", "after UDP", "after TCP",
                  "growth MB"], rows))
     print(f"median growth: {median([r[-1] for r in rows]):.1f} MB")
