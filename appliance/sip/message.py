@@ -1,6 +1,8 @@
 """SIP messages: a strict parser, validation and serialisation (RFC 3261 §7, §20, §25)."""
 from __future__ import annotations
 
+import hashlib
+
 import re
 from typing import Collection, Iterable
 
@@ -420,19 +422,29 @@ def _check_singletons(message: Message) -> None:
 
 def make_response(request: Request, status: int, reason: str | None = None, *,
                   to_tag: str | None = None, extra: Iterable[tuple[str, str]] = (), body: bytes = b"") -> Response:
-    """Build a response that mirrors the request's Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6)."""
+    """Build a response that mirrors the request's Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6).
+
+    Every response but 100 carries a To tag (§8.2.6.2); without one given, it is derived from the
+    request, so a retransmitted request answered again gets the same tag.
+    """
     headers: list[list[str]] = []
     for name, value in request.headers:
         if name in ("Via", "From", "Call-ID", "CSeq"):
             headers.append([name, value])
         elif name == "To":
-            if to_tag and status != 100 and not _has_tag(request, value):
-                value = f"{value};tag={to_tag}"
+            if status != 100 and not _has_tag(request, value):
+                value = f"{value};tag={to_tag or _derived_tag(request)}"
             headers.append([name, value])
     response = Response(status, reason, headers, body)
     for name, value in extra:
         response.add_header(name, value)
     return response
+
+
+def _derived_tag(request: Request) -> str:
+    """A To tag that is the same for the same request (its Call-ID, From and top Via)."""
+    seed = "\n".join(str(request.header(name) or "") for name in ("Call-ID", "From", "Via", "CSeq"))
+    return hashlib.blake2b(seed.encode("utf-8", "replace"), digest_size=5).hexdigest()
 
 
 def _has_tag(request: Request, value: str) -> bool:
