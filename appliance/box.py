@@ -209,12 +209,37 @@ class Box:
         gc.freeze()
         self.bus.publish("box.ready", sip_port=self.transport.port)
 
+    def web_url(self) -> str | None:
+        """The address a browser can open (the advertised one when the box listens everywhere), or None."""
+        s = self.settings
+        if not s.http_port:
+            return None
+        host = self.endpoint.host if s.bind in ("0.0.0.0", "::") else s.bind
+        return f"http://{host}:{s.http_port}/"
+
     def banner(self) -> str:
         """One line saying where the box listens."""
         s = self.settings
+        web = f"web {self.web_url()}" if s.http_port else "web off"
         return (f"Switchboard ready in {self.ready_after * 1000:.0f} ms: SIP udp+tcp {s.bind}:{self.transport.port}"
-                f" (advertised as {self.endpoint.host}), web http://{s.bind}:{s.http_port}/, "
+                f" (advertised as {self.endpoint.host}), {web}, "
                 f"RTP {s.rtp_port_min}-{s.rtp_port_max}, data {s.data_dir}")
+
+    def welcome(self) -> str:
+        """What a person at a terminal reads first: where to go and what to do next."""
+        url = self.web_url()
+        lines = ["", "Switchboard is running."]
+        code = self.api.setup_code() if url else None
+        if url is None:
+            lines.append("The web pages are off (--http-port 0).")
+        elif code is not None:
+            lines += [f"  1. Open {url}setup in a browser on the office network.",
+                      f"  2. Enter the setup code {code} and choose the admin's name and password.",
+                      "  3. Describe the office in a TOML file and run `switchboard provision FILE` (see the README)."]
+        else:
+            lines.append(f"  Open {url} in a browser on the office network.")
+        lines.append(f"  Phones register to {self.endpoint.host}:{self.transport.port} (UDP or TCP). Ctrl-C stops the box.")
+        return "\n".join(lines) + "\n"
 
     async def stop(self) -> None:
         """Un-register trunks, close sockets and the store."""

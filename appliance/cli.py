@@ -165,7 +165,8 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key) for key in (
         "bind", "advertise", "sip_port", "http_port", "rtp_port_min", "rtp_port_max", "ring_timeout",
         "log_format", "log_level")}
-    settings = load_settings(_data_dir(args), overrides)
+    # The box itself runs where it is told, or in its own default (systemd's StateDirectory as a service).
+    settings = load_settings(args.data_dir if args.data_dir is not None else default_data_dir(), overrides)
     setup_logging(settings.log_level, settings.log_format)
     demo = None
     provision = args.provision
@@ -185,6 +186,8 @@ def _run(args: argparse.Namespace) -> int:
         try:
             await box.start()
             print(box.banner(), flush=True)
+            if sys.stdout.isatty():
+                print(box.welcome(), flush=True)
             if demo is not None:
                 print(demo.instructions(box.endpoint.host, box.transport.port), flush=True)
                 demo.begin(box.bus)
@@ -215,7 +218,7 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _calls(args: argparse.Namespace) -> int:
-    db = open_database(load_settings(_data_dir(args), {}).db_path)
+    db, _ = _open(args)
     rows = recent_calls(db, args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -242,7 +245,7 @@ def _call_notes(row: dict) -> str:
 
 
 def _extensions(args: argparse.Namespace) -> int:
-    db = open_database(load_settings(_data_dir(args), {}).db_path)
+    db, _ = _open(args)
     contacts: dict[str, list[dict]] = {}
     for row in registrations.load(db):
         contacts.setdefault(row["aor"], []).append(row)
@@ -263,7 +266,7 @@ def _extensions(args: argparse.Namespace) -> int:
 
 
 def _trunks(args: argparse.Namespace) -> int:
-    db = open_database(load_settings(_data_dir(args), {}).db_path)
+    db, _ = _open(args)
     rows = []
     for trunk in directory.list_trunks(db):
         status = directory.get_setting(db, "trunk_status:" + trunk["name"])
@@ -314,7 +317,7 @@ def _box_failed(reply: dict) -> int:
 
 def _agent(args: argparse.Namespace) -> int:
     """agent login/logout/pause/unpause: the store first (it is the truth), then tell the box."""
-    db, sock = _open(args)
+    db, sock = _open(args, create=True)
     action, ext = args.agent_command, args.extension
     if directory.get_extension(db, ext) is None:
         raise UsageError(f'no extension "{ext}"')
@@ -473,7 +476,7 @@ def _parse_at(text: str, now: datetime) -> datetime:
 def _callback_add(args: argparse.Namespace) -> int:
     if not PHONE.fullmatch(args.number):
         raise UsageError(f"expected a number of digits with an optional leading +, got {args.number!r}")
-    db, sock = _open(args)
+    db, sock = _open(args, create=True)
     if queues.get_queue(db, args.queue) is None:
         raise UsageError(f'no queue "{args.queue}"')
     now = datetime.now().astimezone()
@@ -502,7 +505,7 @@ def _callback_list(args: argparse.Namespace) -> int:
 def _customer_add(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"\+?[0-9][0-9 ().-]*", args.phone) or len(re.sub(r"\D", "", args.phone)) < 2:
         raise UsageError(f"expected a phone number (digits, an optional leading +), got {args.phone!r}")
-    db, _ = _open(args)
+    db, _ = _open(args, create=True)
     customer_id = queues.upsert_customer(db, args.phone, args.name, args.segment)
     print(f"customer {customer_id}: {args.phone} ({args.segment})")
     return 0

@@ -24,6 +24,10 @@ def add_commands(group: Group, leaf: Leaf) -> argparse._SubParsersAction:
     cmd.add_argument("--search", metavar="Q", help="part of a name, company, email or phone number")
     cmd.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd = leaf(customer, "search", _search, "Find customers by part of a name, company, email or phone number.")
+    cmd.add_argument("query", help="what to look for")
+    cmd.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
     cmd = leaf(customer, "import", _import, "Add or update customers from a CSV file (UTF-8, with a header).")
     cmd.add_argument("file", type=Path, help="columns: name, company, phones, email, segment, tags, notes")
     cmd = leaf(customer, "export", _export, "Write every customer as CSV (to stdout without FILE).")
@@ -45,9 +49,14 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search(args: argparse.Namespace) -> int:
+    args.search = args.query
+    return _list(args)
+
+
 def _import(args: argparse.Namespace) -> int:
     data = args.file.read_bytes()
-    db, _ = open_store(args)
+    db, _ = open_store(args, create=True)
     try:
         report = import_customers(db, data, load_crm_settings(db).region)
     except CrmError as exc:

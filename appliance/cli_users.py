@@ -46,6 +46,8 @@ def _read_password(args: argparse.Namespace) -> str:
         if not password:
             raise UsageError("no password on standard input")
         return password
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for the password on: give it on standard input with --password-stdin")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Password again: ") != first:
         raise UsageError("the two passwords differ")
@@ -66,7 +68,7 @@ def _find(db, username: str) -> dict:  # type: ignore[no-untyped-def]
 
 
 def _create(args: argparse.Namespace, role: str, extension: str | None) -> int:
-    db, _socket = open_store(args)
+    db, _socket = open_store(args, create=True)
     password = _read_password(args)
     try:
         users.create_user(db, args.username, password, role, extension)

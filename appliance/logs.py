@@ -72,3 +72,7 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Their routine lines (a job ran every 30 s, a browser closed a stream) are noise unless debugging.
+    quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for name in ("apscheduler", "waitress"):
+        logging.getLogger(name).setLevel(quiet)

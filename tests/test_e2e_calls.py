@@ -623,6 +623,21 @@ def test_options_outside_a_dialog_is_answered(box):
     assert unknown.status == 481
 
 
+def test_every_answer_but_100_carries_a_to_tag_and_retransmissions_get_the_same_one(box):
+    """Issue 14, item 18: Linphone's SUBSCRIBE and PUBLISH got 405 without a To tag (RFC 3261 §8.2.6.2)."""
+    with SipPhone(box, user="201") as phone:
+        for method in ("SUBSCRIBE", "PUBLISH", "MESSAGE", "FOOBAR", "OPTIONS"):
+            call_id = new_id() + "@tag"
+            request = phone.build(method, f"sip:202@{LOCALHOST}:{box.sip_port}", [
+                ("From", f"<sip:201@{LOCALHOST}>;tag={new_id()}"), ("To", f"<sip:202@{LOCALHOST}>"),
+                ("Call-ID", call_id), ("CSeq", f"1 {method}"), ("Event", "presence"), ("Expires", "60")])
+            phone.send(request)
+            first = phone.response(call_id, method)
+            phone.send(request)  # a retransmission
+            again = phone.response(call_id, method)
+            assert first.tag("To") and first.tag("To") == again.tag("To"), (method, first)
+
+
 # --- last: the call started with the module ------------------------------------------------------------
 def test_a_phone_may_ring_for_longer_than_64_t1(long_ringing_call):
     """Timer B only runs until the first provisional response: the ring timeout (36 s) ends the call."""

@@ -299,3 +299,14 @@ def test_retransmitted_register_gets_the_same_answer(box):
     assert ok.status == ok_again.status == 200
     assert ok_again.header("To") == ok.header("To") and ok_again.header("Contact") == ok.header("Contact")
     assert len(contacts(box, "201")) == 1
+
+
+def test_the_200_echoes_instance_and_reg_id(box):
+    """Issue 14, item 19: RFC 5626 §6, as Linphone registers over TCP with outbound-style Contacts."""
+    with SipPhone(box, transport="TCP", user="202") as phone:
+        instance = '"<urn:uuid:00000000-0000-1000-8000-00aabbccddee>"'
+        ok = phone.register("202", SECRETS["202"], 600,
+                            contact=f"<sip:202@{LOCALHOST}:{phone.port};transport=tcp;ob>;+sip.instance={instance};reg-id=1")
+    assert ok.status == 200, ok
+    contact = ok.header("Contact")
+    assert f"+sip.instance={instance}" in contact and "reg-id=1" in contact, contact

@@ -179,6 +179,22 @@ def test_third_party_dropped_after_latch() -> None:
     run(body)
 
 
+def test_stun_from_a_latched_phone_is_not_relayed() -> None:
+    """Issue 14, item 21: Linphone's STUN checks reached the other phone."""
+    async def body(engine: MediaEngine, _alloc: PortAllocator) -> None:
+        a, b = Phone(), Phone()
+        relay = bridged(engine, a, b)
+        a.send(rtp(1), relay.a.port)
+        await b.recv()
+        stun_binding_request = bytes.fromhex("0001000021122a4b") + bytes(12)
+        a.send(stun_binding_request, relay.a.port)
+        await b.nothing()
+        assert relay.a.dropped_source == 1
+        a.close(), b.close()
+
+    run(body)
+
+
 def test_non_rtp_does_not_latch() -> None:
     async def body(engine: MediaEngine, _alloc: PortAllocator) -> None:
         a, b, junk = Phone(), Phone(), Phone()

@@ -59,7 +59,7 @@ class CallbackRun:
             return
         info = service.call_log.start(sip_call_id=uuid.uuid4().hex + "@switchboard", direction="callback",
                                       line=row.get("line") or "", from_number=row["number"],
-                                      from_name=row.get("name") or "", to_number=row["number"])
+                                      from_name=row.get("name") or "", to_number=row.get("queue") or "")
         service.managed.add(info.record_id)
         service.note_record(self, info.record_id)
         self.out = out = OutboundCall(service.b2bua, info)
@@ -102,7 +102,8 @@ class CallbackRun:
             self.service.call_log.line_used(self.out.info, targets[0][2])
         self.out.dial_customer(targets, self.service.customer_ring_timeout,
                                on_ringing=lambda: channel.play(ringback(self.service.ringback_region)),
-                               on_answered=self._bridged, on_failed=self._customer_failed)
+                               on_answered=self._bridged, on_failed=self._customer_failed,
+                               number=self.row["number"])
 
     def _bridged(self) -> None:
         self.stage = "bridged"

@@ -699,7 +699,6 @@ class QueueService:
         """B2BUA destination "feature": *45 log in, *46 log out, *47 pause, *48 unpause, said back to the agent."""
         extension = call.info.from_number
         action = FEATURE_CODES[route.number]
-        self.managed.add(call.info.record_id)  # a feature call does not make the agent busy
         call.answer_locally(f"feature:{route.number}",
                             lambda choice: self._feature_answered(call, extension, action, choice))
 
@@ -707,6 +706,12 @@ class QueueService:
         channel = open_channel(self.loop, call, choice, lambda _key, _how: None, self.dtmf_inband)
         try:
             self.agent_action(extension, action, reason="paused from the phone" if action == "pause" else "")
+            # The phone is still on this call while the box speaks: no offer until it hangs up. The
+            # agent exists only now for *45, so the call.answered event could not mark it busy.
+            self._direct.setdefault(extension, set()).add(call.info.record_id)
+            agent = self.engine.agent(extension)
+            if agent is not None and agent.busy == "":
+                self.engine.set_busy(extension, "on_call")
             prompt = FEATURE_PROMPTS[action]
             log.info("agent %s: %s from the phone", extension, action)
         except ValueError as exc:

@@ -309,7 +309,8 @@ class MediaEngine:
             f.recv_errors += 1
             return
         if f.latched:
-            if addr != f.remote:
+            # Version 2 only: STUN (a phone's keepalive or ICE check, first bits 00) is not the other phone's business.
+            if addr != f.remote or self._buf[0] & 0xC0 != 0x80:
                 f.dropped_source += 1
                 return
         elif n >= f.min_len and self._buf[0] & 0xC0 == 0x80 and addr[0] in f.expect:

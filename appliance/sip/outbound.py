@@ -81,8 +81,10 @@ class OutboundCall(UacCall):
         self._ring(targets, body, timeout, self._addresses(caller, "" if show else self.info.from_name, None), "a")
 
     def dial_customer(self, targets: list[Target], timeout: float, on_ringing: Callable[[], None],
-                      on_answered: Callable[[], None], on_failed: Callable[[int], None]) -> None:
-        """Once the agent is up: dial the customer, and bridge on answer; on failure the agent stays up."""
+                      on_answered: Callable[[], None], on_failed: Callable[[int], None],
+                      number: str | None = None) -> None:
+        """Once the agent is up: dial the customer (number, default the record's To), and bridge on answer;
+        on failure the agent stays up."""
         channel, agent = self.channel, self.agent
         if self.state != "agent_up" or channel is None or agent is None or self.relay is None:
             raise RuntimeError(f"dial_customer on a call in state {self.state}")
@@ -96,7 +98,7 @@ class OutboundCall(UacCall):
         body = sdp_local.local_offer(self.b2bua.endpoint.host, self.relay.b.port, self._sdp_sessions["b"], 1,
                                      codecs=(codec,), event_pt=channel.event_pt or sdp_local.DEFAULT_EVENT_PT,
                                      payload_types={codec: channel.payload_type})
-        self._ring(targets, body, timeout, self._addresses(agent.label, "", self.info.to_number), "b")
+        self._ring(targets, body, timeout, self._addresses(agent.label, "", number or self.info.to_number), "b")
 
     def _addresses(self, from_user: str, from_name: str,
                    to_user: str | None) -> Callable[[str, TrunkPeer | None], tuple[str, str]]:

@@ -28,6 +28,7 @@ class Binding:
     cseq: int
     q: float = 1.0
     user_agent: str = ""
+    echo: str = ""  # Contact parameters the 200 repeats: +sip.instance and reg-id (RFC 5626 §6)
 
     def request_uri(self) -> str:
         """The contact as a Request-URI: URI headers and method are not allowed there (RFC 3261 §19.1.1)."""
@@ -148,8 +149,10 @@ class Registrar:
                 return
             expires = min(expires, policy.max_expires)
             q = _parse_q(contact.params.get("q"))
+            echo = "".join(f";{name}={contact.params[name]}" if contact.params[name] else f";{name}"
+                           for name in ECHOED_PARAMS if name in contact.params)
             updated[key] = Binding(aor, key, contact.uri, txn.peer, now + expires, call_id, cseq, q,
-                                   request.header("User-Agent") or "")
+                                   request.header("User-Agent") or "", echo)
         if len(updated) > policy.max_contacts:
             txn.respond(403, "Forbidden (too many contacts)")
             return
@@ -157,10 +160,13 @@ class Registrar:
         self._ok(txn, aor, now)
 
     def _ok(self, txn: ServerTransaction, aor: str, now: float) -> None:
-        contacts = [f"<{b.contact}>;expires={b.expires_in(now)}" for b in self.location.lookup(aor)]
+        contacts = [f"<{b.contact}>;expires={b.expires_in(now)}{b.echo}" for b in self.location.lookup(aor)]
         extra = [("Contact", c) for c in contacts]
         extra.append(("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())))
         txn.respond(200, extra=extra, to_tag=_tag_for(txn.request))
+
+
+ECHOED_PARAMS = ("+sip.instance", "reg-id")
 
 
 def _parse_q(value: str | None) -> float:

@@ -1,0 +1,68 @@
+"""The installer's path on the command line (issue 14, items 13, 16, 17, 23)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import PROVISION
+
+from appliance import cli_support
+from appliance.cli import main
+
+
+def run(*args: str, env: dict | None = None, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], capture_output=True, text=True,
+                          input=stdin, timeout=30, env={**os.environ, **(env or {})})
+
+
+def test_a_read_command_refuses_a_folder_without_a_database_and_creates_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "x"
+    for command in (["extensions"], ["calls"], ["trunks"], ["queue", "status"], ["customer", "list"],
+                    ["user", "list"], ["ban", "list"]):
+        result = run(*command, "--data-dir", str(empty))
+        assert result.returncode == 2, (command, result)
+        assert "no Switchboard database in" in result.stderr and "--data-dir" in result.stderr, result.stderr
+    assert not (empty / "switchboard.db").exists()
+
+
+def test_the_data_folder_is_the_services_when_one_runs_there(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    service = tmp_path / "var-lib-switchboard"
+    service.mkdir()
+    monkeypatch.setattr(cli_support, "SYSTEM_DATA_DIR", service)
+    monkeypatch.delenv("SWITCHBOARD_DATA_DIR", raising=False)
+    args = type("Args", (), {"data_dir": None})()
+    assert cli_support.data_dir(args) != service  # nothing of a service's there yet: the user's folder
+    (service / "switchboard.db").write_bytes(b"")
+    assert cli_support.data_dir(args) == service
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path / "mine"))
+    assert cli_support.data_dir(args) == tmp_path / "mine"
+
+
+def test_provision_then_read_and_a_new_customer_search_command(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    office = tmp_path / "office.toml"
+    office.write_text(PROVISION)
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main(["provision", str(office), *data]) == 0
+    assert main(["customer", "add", "+12125550123", "--name", "Dana Smith", *data]) == 0
+    capsys.readouterr()
+    assert main(["customer", "search", "dana", *data]) == 0
+    assert "Dana Smith" in capsys.readouterr().out
+
+
+def test_admin_create_without_a_terminal_points_to_password_stdin(tmp_path: Path) -> None:
+    result = run("admin", "create", "alice", "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "--password-stdin" in result.stderr and "GetPassWarning" not in result.stderr, result.stderr
+    made = run("admin", "create", "alice", "--password-stdin", "--data-dir", str(tmp_path),
+               stdin="plum-orchard-42\n")
+    assert made.returncode == 0, made.stderr
+
+
+def test_the_banner_names_an_address_a_browser_can_open_or_says_the_web_is_off(box_factory) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14, items 16 and 23."""
+    off = box_factory(PROVISION, "--http-port", "0", name="no-web")
+    assert "web off" in off.banner and ":0/" not in off.banner, off.banner
+    on = box_factory(PROVISION, name="web")
+    assert f"web http://127.0.0.1:{on.http_port}/" in on.banner, on.banner
