@@ -316,7 +316,8 @@ def test_baresip_hears_the_greeting_the_owner_set(office, tmp_path) -> None:  # 
         ann.stop()
 
     [record] = ivr.box.wait_for_calls(1)
-    assert (record["direction"], record["to_number"], record["answered_by"]) == ("internal", "500", "ivr:main"), record
+    assert (record["direction"], record["to_number"], record["answered_by"]) == ("internal", "500", None), record
+    assert record["extra"]["box_answered"] == "ivr:main"
     assert (events(record), record["hangup_by"]) == (["entered", "no input", "fallback"], "box"), record
     heard = read_pcm(ann.heard())
     # espeak-ng's "Choose." and "Bye.", as the box rendered them from [prompts].
@@ -448,4 +449,4 @@ def test_speech_without_tones_triggers_no_option(office, tmp_path) -> None:  # t
     assert presses(record) == [], record["ivr_path"]
     assert events(record) == ["entered", "no input", "fallback"], record["ivr_path"]
     assert record["extra"]["media"]["digits"] == 0, record["extra"]
-    assert (record["answered_by"], record["hangup_by"]) == ("ivr:main", "box"), record
+    assert (record["answered_by"], record["hangup_by"], record["disposition"]) == (None, "box", "handled"), record

@@ -166,7 +166,8 @@ def test_unplugged_mid_call_the_call_is_closed_and_the_line_comes_back(office, m
     assert status(office)["leds"]["modem"]["pattern"] == "on"
     modem.unplug()
     record = office.wait_for_calls(1)[0]  # written although the line vanished mid-call
-    assert (record["line"], record["disposition"], record["answered_by"]) == ("gsm", "answered", "ivr:main")
+    # Only the box had answered (the IVR): not an answered call (issue 14, item 1).
+    assert (record["line"], record["disposition"], record["answered_by"]) == ("gsm", "abandoned", None), record
     wait_for(lambda: line_status(office).get("state") == "down", 10, "the line marked down")
     assert status(office)["leds"]["modem"]["pattern"] == "off"
     words = office.cli("status").stdout

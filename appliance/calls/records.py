@@ -24,7 +24,8 @@ class CallInfo:
     to_number: str
     extension: str | None = None
     customer_id: int | None = None
-    answered: bool = False
+    answered: bool = False            # picked up, by a person or by the box (IVR, queue, feature code)
+    person: str | None = None         # the extension of the person who answered; None while only the box has
     ended: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -81,17 +82,24 @@ class CallLog:
         self.bus.publish("call.ringing", **info.event_data())
 
     def answered(self, info: CallInfo, answered_by: str) -> None:
-        """The call was answered."""
+        """The call was answered: by a person (an extension), or by the box itself ("ivr:main", "queue:sales")."""
         if info.answered:
             return
         info.answered = True
-        info.extension = info.extension or answered_by
-        store_calls.mark_answered(self.db, info.record_id, answered_by)
+        if is_box(answered_by):
+            # The box picking up is not a person answering: answered_by stays empty until one does.
+            store_calls.mark_answered(self.db, info.record_id, None)
+            info.extra["box_answered"] = answered_by
+        else:
+            info.extension = info.extension or answered_by
+            info.person = answered_by
+            store_calls.mark_answered(self.db, info.record_id, answered_by)
         self.bus.publish("call.answered", answered_by=answered_by, **info.event_data())
 
     def connected(self, info: CallInfo, extension: str) -> None:
-        """A caller the box answered (IVR) is now talking to a person."""
+        """A caller the box answered (IVR, queue) is now talking to a person."""
         info.extension = extension
+        info.person = extension
         store_calls.set_answered_by(self.db, info.record_id, extension)
         self.bus.publish("call.connected", answered_by=extension, **info.event_data())
 
@@ -120,8 +128,10 @@ class CallLog:
         if info.ended:
             return
         info.ended = True
-        if info.answered:
+        if info.person is not None:
             disposition = "answered"
+        elif info.answered:
+            disposition = box_disposition(info, hangup_by)
         if info.ivr_path:
             store_calls.set_ivr_path(self.db, info.record_id, info.ivr_path)
         store_calls.finish_call(self.db, info.record_id, disposition, sip_status=sip_status, hangup_by=hangup_by)
@@ -131,6 +141,18 @@ class CallLog:
                          hangup_by=hangup_by, **info.event_data())
         if info.customer_id is not None and self.customers is not None:
             self.customers.ended(info)
+
+
+def is_box(answered_by: str) -> bool:
+    """Whether a label names the box itself (ivr:NAME, queue:NAME, feature:CODE) rather than an extension."""
+    return ":" in answered_by
+
+
+def box_disposition(info: CallInfo, hangup_by: str | None) -> str:
+    """How a call that only the box answered ended: a callback asked for, the caller gone, or the box done."""
+    if info.extra.get("callback_id"):
+        return "callback"
+    return "handled" if hangup_by == "box" else "abandoned"
 
 
 def disposition_for(status: int) -> str:

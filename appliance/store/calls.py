@@ -13,7 +13,9 @@ from sqlite_utils import Database
 from appliance.store.db import db_lock, from_iso, to_iso, transaction
 
 DIRECTIONS = ("internal", "inbound", "outbound", "callback")
-DISPOSITIONS = ("answered", "busy", "no-answer", "cancelled", "failed")
+# answered: a person answered. The box alone answered: callback (the caller asked for one), abandoned
+# (the caller hung up before a person answered), handled (the box finished: a feature code, a goodbye).
+DISPOSITIONS = ("answered", "busy", "no-answer", "cancelled", "failed", "callback", "abandoned", "handled")
 
 
 def start_call(
@@ -51,8 +53,8 @@ def start_call(
     return call_id
 
 
-def mark_answered(db: Database, call_id: str, answered_by: str, at: datetime | str | None = None) -> bool:
-    """Note who answered and when; False if the call was already answered or ended."""
+def mark_answered(db: Database, call_id: str, answered_by: str | None, at: datetime | str | None = None) -> bool:
+    """Note who answered (None: the box itself) and when; False if the call was already answered or ended."""
     with transaction(db):
         updated = db.execute(
             "UPDATE calls SET answered_by = ?, answered_at = ? "
@@ -98,7 +100,9 @@ def close_interrupted(db: Database, at: datetime | str | None = None) -> int:
         open_ids = [r["id"] for r in db.query("SELECT id, answered_at FROM calls WHERE ended_at IS NULL")]
     for call_id in open_ids:
         row = get_call(db, call_id)
-        disposition = "answered" if row and row["answered_at"] else "failed"
+        disposition = "failed"
+        if row and row["answered_at"]:
+            disposition = "answered" if row["answered_by"] else "abandoned"
         finish_call(db, call_id, disposition, hangup_by="restart", at=at)
         update_extra(db, call_id, interrupted=True)
     return len(open_ids)
