@@ -66,3 +66,19 @@ def test_the_banner_names_an_address_a_browser_can_open_or_says_the_web_is_off(b
     assert "web off" in off.banner and ":0/" not in off.banner, off.banner
     on = box_factory(PROVISION, name="web")
     assert f"web http://127.0.0.1:{on.http_port}/" in on.banner, on.banner
+
+
+def test_the_log_follows_registrations_and_calls_at_info(box_factory) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14, item 22: an installer follows a failing phone in journalctl."""
+    from peers import SipPhone, invite_with_auth
+
+    box = box_factory(PROVISION, name="logs")
+    with SipPhone(box, user="201") as phone:
+        assert phone.register("201", "s3cret-201").status == 200
+        assert phone.register("201", "s3cret-201").status == 200  # a refresh: not at INFO
+        _dialog, call_id = invite_with_auth(phone, box, "203", "s3cret-201")
+        assert phone.response(call_id, "INVITE").status == 480
+    box.wait_for_calls(1)
+    log = box.log()
+    assert log.count(f"201 registered from udp:127.0.0.1:{phone.port}") == 1, log[-2000:]
+    assert "internal call from 201 to 203" in log and "ended, failed (480)" in log, log[-2000:]

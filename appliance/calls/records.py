@@ -71,6 +71,8 @@ class CallLog:
             from_number=from_number, from_name=from_name, to_number=to_number, customer_id=customer_id)
         info = CallInfo(record_id, sip_call_id, direction, line, from_number, from_name, to_number,
                         customer_id=customer_id)
+        log.info("call %s: %s call from %s to %s on %s (SIP Call-ID %s)", record_id, direction, from_number,
+                 to_number, line, sip_call_id)
         self.bus.publish("call.started", **info.event_data())
         if customer_id is not None and self.customers is not None:
             self.customers.started(info)
@@ -94,6 +96,7 @@ class CallLog:
             info.extension = info.extension or answered_by
             info.person = answered_by
             store_calls.mark_answered(self.db, info.record_id, answered_by)
+        log.info("call %s: answered by %s", info.record_id, answered_by)
         self.bus.publish("call.answered", answered_by=answered_by, **info.event_data())
 
     def connected(self, info: CallInfo, extension: str) -> None:
@@ -101,6 +104,7 @@ class CallLog:
         info.extension = extension
         info.person = extension
         store_calls.set_answered_by(self.db, info.record_id, extension)
+        log.info("call %s: handed to %s", info.record_id, extension)
         self.bus.publish("call.connected", answered_by=extension, **info.event_data())
 
     def path(self, info: CallInfo, path: list[dict], store: bool = False) -> None:
@@ -135,6 +139,8 @@ class CallLog:
         if info.ivr_path:
             store_calls.set_ivr_path(self.db, info.record_id, info.ivr_path)
         store_calls.finish_call(self.db, info.record_id, disposition, sip_status=sip_status, hangup_by=hangup_by)
+        log.info("call %s: ended, %s%s, hung up by %s", info.record_id, disposition,
+                 f" ({sip_status})" if sip_status else "", hangup_by or "nobody")
         if info.extra:
             store_calls.update_extra(self.db, info.record_id, **info.extra)
         self.bus.publish("call.ended", disposition=disposition, sip_status=sip_status,

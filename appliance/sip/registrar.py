@@ -157,7 +157,21 @@ class Registrar:
             txn.respond(403, "Forbidden (too many contacts)")
             return
         self.location._set(aor, updated)
+        self._log_changes(aor, current, updated, now)
         self._ok(txn, aor, now)
+
+    @staticmethod
+    def _log_changes(aor: str, before: dict, after: dict, now: float) -> None:
+        """New registrations and removals at INFO, so an installer can follow a phone; refreshes at DEBUG."""
+        for key, binding in after.items():
+            source = f"{binding.source.transport.lower()}:{binding.source.host}:{binding.source.port}"
+            if key in before:
+                log.debug("%s refreshed %s (expires in %d s)", aor, key, binding.expires_in(now))
+            else:
+                log.info("%s registered from %s as %s, expires in %d s (%s)", aor, source, key,
+                         binding.expires_in(now), binding.user_agent or "no User-Agent")
+        for key in before.keys() - after.keys():
+            log.info("%s unregistered %s", aor, key)
 
     def _ok(self, txn: ServerTransaction, aor: str, now: float) -> None:
         contacts = [f"<{b.contact}>;expires={b.expires_in(now)}{b.echo}" for b in self.location.lookup(aor)]
