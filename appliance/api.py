@@ -34,6 +34,11 @@ class BoxApi:
         return self._box.db
 
     @property
+    def timezone(self) -> str:
+        """The office's time zone ([box] timezone; "" for the system's)."""
+        return self._box.settings.timezone
+
+    @property
     def web_threads(self) -> int:
         """How many requests the web serves at once (open screen-pop streams included)."""
         return self._box.settings.web_threads

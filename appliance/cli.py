@@ -20,6 +20,7 @@ from . import cli_customers, cli_security, cli_status, cli_users
 from .cli_support import UsageError, data_dir as _data_dir, open_store as _open, print_table as _print_table
 from .config import ConfigError, default_data_dir, load_provisioning, load_settings
 from .control import SOCKET_NAME, control_request
+from .local_time import local_time, office_zone, zone_name
 from .logs import setup_logging
 from .store import callbacks, directory, queues, registrations
 from .store.calls import recent_calls
@@ -76,9 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     prov = command("provision", _provision, "Apply a provisioning file (idempotent).")
     prov.add_argument("file", type=Path)
 
-    calls = command("calls", _calls, "List recent calls.")
+    calls = command("calls", _calls, "List recent calls (times in the office's time zone; --json: UTC).")
     calls.add_argument("--json", action="store_true", help="print JSON")
     calls.add_argument("--limit", type=int, default=20)
+    calls.add_argument("--since", help="from this day (YYYY-MM-DD, local) or ISO time on")
+    calls.add_argument("--extension", help="calls this extension placed, received or answered")
+    calls.add_argument("--direction", choices=("inbound", "outbound", "internal", "callback"))
+    calls.add_argument("--queue", help="calls that went through this queue")
 
     ext = command("extensions", _extensions, "List extensions and where they are registered.")
     ext.add_argument("--json", action="store_true", help="print JSON")
@@ -219,14 +224,25 @@ def _provision(args: argparse.Namespace) -> int:
 
 def _calls(args: argparse.Namespace) -> int:
     db, _ = _open(args)
-    rows = recent_calls(db, args.limit)
+    tz = office_zone(load_settings(_data_dir(args), {}).timezone)
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise UsageError(f"--since: expected YYYY-MM-DD or an ISO time, got {args.since!r}") from None
+        since = since if since.tzinfo else since.replace(tzinfo=tz)
+    rows = recent_calls(db, args.limit, since=since, extension=args.extension, direction=args.direction,
+                        queue=args.queue)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    fields = ("from_number", "to_number", "started_at", "answered_at", "ended_at", "disposition", "duration",
-              "answered_by")
-    headings = ("FROM", "TO", "START", "ANSWER", "END", "DISPOSITION", "DURATION", "BY", "NOTES")
-    table = [[_cell(row.get(f)) for f in fields] + [_call_notes(row)] for row in rows]
+    headings = ("FROM", "TO", f"START ({zone_name(tz)})", "ANSWER", "END", "DISPOSITION", "DURATION", "BY",
+                "NOTES")
+    table = [[_cell(row["from_number"]), _cell(row["to_number"]), local_time(row["started_at"], tz) or "-",
+              local_time(row["answered_at"], tz)[11:] or "-", local_time(row["ended_at"], tz)[11:] or "-",
+              _cell(row["disposition"]), _cell(row["duration"]), _cell(row["answered_by"]), _call_notes(row)]
+             for row in rows]
     _print_table(headings, table)
     return 0
 

@@ -234,6 +234,7 @@ class Settings:
     led_modem_pin: int | None = None
     led_calls_pin: int | None = None
     led_pin_factory: str = "auto"  # auto (gpiozero's default on a Pi, else mock), mock, or a gpiozero factory
+    timezone: str = ""  # the office's IANA time zone for times people read; "" = the system's
 
     @property
     def db_path(self) -> Path:
@@ -283,6 +284,7 @@ _BOX_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "led_modem_pin": _int(0, 27),
     "led_calls_pin": _int(0, 27),
     "led_pin_factory": _choice(LED_PIN_FACTORIES),
+    "timezone": lambda where, value: _timezone(where, value) if value != "" else "",
 }
 
 

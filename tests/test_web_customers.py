@@ -231,6 +231,12 @@ def test_show_has_details_call_buttons_and_the_call_history(web_box, admin, ada)
     store_calls.finish_call(db, second, "no-answer", at=start + timedelta(days=2, seconds=30))
 
     page = admin.get(f"/customers/{ada}")
+    # Without an extension there is no phone to ring first: no Call buttons (issue 14, item 9).
+    assert '<form method="post" action="/calls/dial"' not in text(page) and display(ADA_PHONE) in text(page)
+    from appliance.store import users as store_users
+    boss = next(u for u in store_users.list_users(db) if u["username"] == "boss")
+    store_users.update_user(db, boss["id"], extension="201")
+    page = admin.get(f"/customers/{ada}")
     assert page.status_code == 200
     html = text(page)
     assert "Analytical Engines" in html and "Line one<br>Line two" in html

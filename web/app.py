@@ -5,6 +5,8 @@ from datetime import timedelta
 
 from flask import Flask, Response
 
+from appliance.local_time import local_time, office_zone, zone_name
+
 from . import admin, auth, console, csrf, customers, events, status, supervisor
 
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # a CSV of some 20 000 customers
@@ -27,6 +29,10 @@ def create_app(api, testing: bool = False) -> Flask:  # type: ignore[no-untyped-
         SSE_LIMIT=max(2, getattr(api, "web_threads", 32) - 4),
     )
     app.extensions["switchboard"] = api
+    zone = office_zone(getattr(api, "timezone", ""))
+    # People read the office's local time; the store and the JSON APIs keep UTC.
+    app.jinja_env.filters["local"] = lambda value, seconds=True: local_time(value, zone, seconds)
+    app.jinja_env.globals["office_zone_name"] = lambda: zone_name(zone)
     csrf.init_app(app)
     auth.init_app(app)
     for blueprint in (auth.bp, admin.bp, customers.bp, console.bp, events.bp, supervisor.bp, status.bp):

@@ -91,10 +91,8 @@ def _mss(seconds: Any) -> str:
 
 
 def _when(stamp: str | None) -> str:
-    """An ISO stamp as "YYYY-MM-DD HH:MM" (UTC, as stored)."""
-    if not stamp:
-        return ""
-    return stamp[:16].replace("T", " ")
+    """A stored UTC stamp as the office's local "YYYY-MM-DD HH:MM"."""
+    return current_app.jinja_env.filters["local"](stamp, False) if stamp else ""
 
 
 def _blank_form() -> dict[str, str]:

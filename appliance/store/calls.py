@@ -159,10 +159,25 @@ def get_call(db: Database, call_id: str) -> dict | None:
     return _out(rows[0]) if rows else None
 
 
-def recent_calls(db: Database, limit: int = 50) -> list[dict]:
-    """The latest calls, newest first."""
+def recent_calls(db: Database, limit: int = 50, *, since: datetime | str | None = None,
+                 extension: str | None = None, direction: str | None = None, queue: str | None = None) -> list[dict]:
+    """The latest calls, newest first; optionally since a time, of one extension, direction or queue."""
+    where, params = ["1"], []
+    if since is not None:
+        where.append("started_at >= ?")
+        params.append(to_iso(since))
+    if extension:
+        where.append("(from_number = ? OR to_number = ? OR answered_by = ?)")
+        params += [extension] * 3
+    if direction:
+        where.append("direction = ?")
+        params.append(direction)
+    if queue:
+        where.append("EXISTS (SELECT 1 FROM queue_entries e WHERE e.call_id = calls.id AND e.queue = ?)")
+        params.append(queue)
     with db_lock(db):
-        rows = list(db.query("SELECT * FROM calls ORDER BY started_at DESC, rowid DESC LIMIT ?", [limit]))
+        rows = list(db.query(f"SELECT * FROM calls WHERE {' AND '.join(where)} "
+                             "ORDER BY started_at DESC, rowid DESC LIMIT ?", [*params, limit]))
     return [_out(r) for r in rows]
 
 
