@@ -113,6 +113,10 @@ class BoxApi:
         """Ring the agent's phone, then dial `number`; the call record id. ValueError says why not."""
         return self._in_loop(lambda: self._box.click_to_call.start(extension, number))
 
+    def cancel_callback(self, callback_id: str, by: str) -> bool:
+        """Cancel a pending callback; False if it was not pending."""
+        return self._in_loop(lambda: self._box.queues.cancel_callback(callback_id, by))
+
     def queue_status(self) -> dict:
         """Queues, their agents and waiting callers, live."""
         return self._in_loop(lambda: self._box.queues.status())

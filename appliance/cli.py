@@ -148,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--queue", required=True, help="queue name")
     cmd.add_argument("--at", help='"HH:MM" (the next such local time) or an ISO date and time (default: now)')
     cmd.add_argument("--name", help="the customer's name")
+    cmd = leaf(callback, "cancel", _callback_cancel, "Cancel a pending callback (its ID as `callback list` shows it).")
+    cmd.add_argument("id", help="the callback's ID, or its first characters")
     cmd = leaf(callback, "list", _callback_list, "List pending and running callbacks.")
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
@@ -503,6 +505,26 @@ def _callback_add(args: argparse.Namespace) -> int:
     print(f"callback {callback_id[:8]} {what}: {args.number} in {args.queue} at {at:%Y-%m-%d %H:%M}")
     if control_request(sock, "reload") is None:
         print("(applies when the box starts)")
+    return 0
+
+
+def _callback_cancel(args: argparse.Namespace) -> int:
+    db, sock = _open(args)
+    found = callbacks.find_pending(db, args.id)
+    if len(found) != 1:
+        raise UsageError(f"no pending callback with ID {args.id!r}" if not found
+                         else f"{len(found)} pending callbacks start with {args.id!r}: give more characters")
+    row = found[0]
+    reply = control_request(sock, "cancel_callback", id=row["id"], by="the command line")
+    if reply is None:  # the box is not running: the store is the truth, it reads it at start
+        cancelled = callbacks.cancel_callback(db, row["id"])
+    elif not reply.get("ok"):
+        raise UsageError(reply.get("error", "the box refused"))
+    else:
+        cancelled = reply["cancelled"]
+    if not cancelled:
+        raise UsageError(f"callback {row['id'][:8]} is no longer pending")
+    print(f"callback {row['id'][:8]} to {row['number']} ({row['queue']}) cancelled")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The supervisor's page: queues and agents live, and the CRM's alerts to act on."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from appliance.crm.alerts import acknowledge_alert, open_alerts
 
@@ -37,4 +37,16 @@ def acknowledge(alert_id: int):  # type: ignore[no-untyped-def]
         flash("Alert acknowledged.", "info")
     else:
         flash("That alert was already acknowledged.", "info")
+    return redirect(url_for("supervisor.index"))
+
+
+@bp.post("/supervisor/callbacks/cancel")
+@roles_required("admin", "supervisor")
+def cancel_callback():  # type: ignore[no-untyped-def]
+    """Cancel a callback the office owes (the customer called back in, say)."""
+    callback_id = request.form.get("id", "")
+    if callback_id and api().cancel_callback(callback_id, current_user()["username"]):
+        flash("Callback cancelled.", "info")
+    else:
+        flash("That callback was no longer pending.", "info")
     return redirect(url_for("supervisor.index"))

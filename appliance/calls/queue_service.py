@@ -473,6 +473,18 @@ class QueueService:
                 return Decision(False, number, "unknown", f"Forbidden (extension {dial_as} no longer exists)")
         return self.policy.check_callback(number, on_behalf_of)
 
+    def cancel_callback(self, callback_id: str, by: str) -> bool:
+        """Cancel a pending callback (CLI or supervisor page): out of the line and its timer at once."""
+        if not store_callbacks.cancel_callback(self.db, callback_id):
+            return False
+        if self.engine.entry(callback_id) is not None:
+            self.engine.remove(callback_id)
+        self.scheduler.cancel(callback_id)
+        self.bus.publish("callback.cancelled", callback_id=callback_id, by=by)
+        log.info("callback %s cancelled by %s", callback_id, by)
+        self.kick()
+        return True
+
     def default_queue(self) -> str:
         """Where callbacks asked for without a queue go: the first queue by name ("" when there is none)."""
         return min(self.engine.queues, default="")
@@ -768,4 +780,6 @@ class QueueService:
         if command == "reload":
             self.reload()
             return {}
+        if command == "cancel_callback":
+            return {"cancelled": self.cancel_callback(str(args["id"]), str(args.get("by") or "the command line"))}
         raise ValueError(f"unknown command {command!r}")

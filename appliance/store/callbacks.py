@@ -200,6 +200,15 @@ def recover_interrupted(db: Database) -> int:
         return len(rows)
 
 
+def find_pending(db: Database, prefix: str) -> list[dict]:
+    """Pending callbacks whose id starts with prefix (the CLI shows 8 characters)."""
+    if not prefix:
+        return []
+    with db_lock(db):
+        return list(db.query("SELECT * FROM callbacks WHERE state = 'pending' AND substr(id, 1, ?) = ?",
+                             [len(prefix), prefix]))
+
+
 def cancel_callback(db: Database, callback_id: str) -> bool:
     """Cancel a pending callback; True if it was pending."""
     with transaction(db):
