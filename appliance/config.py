@@ -903,8 +903,6 @@ def _outcomes(where: _Where, value: Any) -> tuple[str, ...]:
         if outcome.lower() in (o.lower() for o in result):
             (where / i).fail(f'duplicate outcome "{outcome}"')
         result.append(outcome)
-    if "resolved" not in result:
-        where.fail('must include "resolved" (the repeat-call alert counts on it)')
     return tuple(result)
 
 
@@ -923,6 +921,7 @@ def _segment_rules(where: _Where, value: Any) -> tuple[SegmentRule, ...]:
 _CRM_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "region": _region,
     "outcomes": _outcomes,
+    "settled": _outcomes,
     "new_days": _int(0, 3650),
     "repeat_calls": _int(2, 100),
     "repeat_days": _int(1, 365),
@@ -935,6 +934,12 @@ _CRM_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
 def _crm(where: _Where, table: Any) -> CrmSettings:
     """[crm]: region, wrap-up outcomes, segment rules and alert thresholds."""
     values = _record(where, table, _CRM_KEYS, ())
+    outcomes = values.get("outcomes", CrmSettings.outcomes)
+    if "settled" not in values:
+        values["settled"] = tuple(o for o in CrmSettings.settled if o in outcomes) or outcomes[:1]
+    unknown = [o for o in values["settled"] if o not in outcomes]
+    if unknown:
+        (where / "settled").fail(f'not in outcomes: {", ".join(unknown)} (settled must be some of the outcomes)')
     if "segments" in values:
         values["rules"] = values.pop("segments")
     return CrmSettings(**values)

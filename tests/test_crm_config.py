@@ -46,6 +46,7 @@ def test_crm_table_parses_with_rules_highest_first(tmp_path):
         outcomes=("resolved", "sale", "quote sent"),
         rules=(SegmentRule("vip", 12, 90), SegmentRule("regular", 4, 60), SegmentRule("occasional", 2, 365)),
         new_days=14, repeat_calls=4, repeat_days=10, recent_calls=6, calm_share=0.5,
+        settled=("resolved", "sale"),  # the default settled outcomes this office has
     )
 
 
@@ -61,7 +62,7 @@ def test_defaults_and_absence(tmp_path):
     [
         ('[crm]\nregion = "XX"', "crm.region", 'expected a two-letter country code such as "US"'),
         ("[crm]\nregion = 33", "crm.region", "expected a two-letter country code"),
-        ('[crm]\noutcomes = ["sale"]', "crm.outcomes", 'must include "resolved"'),
+        ('[crm]\noutcomes = ["sale"]\nsettled = ["resolved"]', "crm.settled", "not in outcomes: resolved"),
         ("[crm]\noutcomes = []", "crm.outcomes", "expected a non-empty list"),
         ('[crm]\noutcomes = "resolved"', "crm.outcomes", "expected a non-empty list"),
         ('[crm]\noutcomes = ["resolved", "Sale", "sale"]', "crm.outcomes[2]", 'duplicate outcome "sale"'),

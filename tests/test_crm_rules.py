@@ -208,13 +208,38 @@ def test_repeat_alert(db):
     calls = _history(db, ann, [["calm"], ["calm"]], now, outcome="follow-up needed")
     assert card_alerts(db, ann, SETTINGS, now) == []
     _call(db, ann, now - timedelta(minutes=5))  # a third, unanswered
-    assert card_alerts(db, ann, SETTINGS, now) == [{"kind": "repeat", "message": "3 calls in 7 days, none resolved"}]
+    assert card_alerts(db, ann, SETTINGS, now) == [{"kind": "repeat", "message": "3 calls in 7 days, none settled "
+                                                    "(resolved, sale, information given); 1 without a wrap-up"}]
     assert card_alerts(db, ann, SETTINGS, now + timedelta(days=6, hours=23)) == []  # the first left the window
     first = raise_repeat_alert(db, customer_id=ann, call_id=calls[-1], settings=SETTINGS, now=now)
     assert first["kind"] == "repeat" and first["customer_id"] == ann
     assert raise_repeat_alert(db, customer_id=ann, call_id=calls[-1], settings=SETTINGS, now=now) is None
     save_wrapup(db, call_id=calls[0], agent="202", customer_id=ann, outcome="resolved", moods=[], note="")
     assert card_alerts(db, ann, SETTINGS, now) == []
+
+
+def test_a_sale_or_a_callback_that_reached_them_settles_the_matter(db):
+    """Issue 14, item 2: "sale", a completed callback and a call without a wrap-up raised the alert."""
+    now = _now()
+    ann = _customer(db)
+    calls = _history(db, ann, [["calm"]], now, outcome="sale")
+    _call(db, ann, now - timedelta(minutes=20), 60, direction="callback")
+    _call(db, ann, now - timedelta(minutes=10))
+    _call(db, ann, now - timedelta(minutes=5))
+    assert card_alerts(db, ann, SETTINGS, now) == [] and calls
+    cleo = _customer(db, "Cleo", "0688888888")  # a complaint, then a callback that reached her, then a call
+    complaint = _call(db, cleo, now - timedelta(minutes=30), 60, number="+33688888888")
+    save_wrapup(db, call_id=complaint, agent="201", customer_id=cleo, outcome="complaint", moods=[], note="")
+    _call(db, cleo, now - timedelta(minutes=20), 60, direction="callback", number="+33688888888")
+    _call(db, cleo, now - timedelta(minutes=10), number="+33688888888")
+    _call(db, cleo, now - timedelta(minutes=5), number="+33688888888")
+    assert card_alerts(db, cleo, SETTINGS, now) == []
+    unsettled = CrmSettings(settled=("resolved",))
+    bob = _customer(db, "Bob", "0699999999")
+    for minutes in (30, 20, 10):
+        _call(db, bob, now - timedelta(minutes=minutes), 60, number="+33699999999")
+    assert card_alerts(db, bob, unsettled, now) == [
+        {"kind": "repeat", "message": "3 calls in 7 days, none settled (resolved); 3 without a wrap-up"}]
 
 
 def test_repeat_alert_once_a_day(db):
@@ -241,7 +266,7 @@ def test_open_alerts_and_acknowledge(db):
     [row] = open_alerts(db)
     assert row["id"] == alert["id"] and row["customer_name"] == "Ann" and row["customer_company"] == "Acme"
     assert row["phone"] == "+33612345678" and row["phone_display"] == "+33 6 12 34 56 78"
-    assert row["message"] == "3 calls in 7 days, none resolved"
+    assert row["message"] == "3 calls in 7 days, none settled (resolved, sale, information given); 3 without a wrap-up"
     assert acknowledge_alert(db, alert["id"], "sue") is True
     assert acknowledge_alert(db, alert["id"], "sue") is False
     assert open_alerts(db) == []

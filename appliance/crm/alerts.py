@@ -98,18 +98,29 @@ def _upset_message(latest: Iterable[str], earlier: list[list[str]], settings: Cr
 
 
 def _repeat_message(db: Database, customer_id: int, settings: CrmSettings, now: datetime) -> str | None:
+    """Calls from the customer in the window, none settled: a settled wrap-up, or a callback that reached them."""
+    settled = list(settings.settled)
+    marks = ", ".join("?" for _ in settled)
     with db_lock(db):
         rows = list(db.query(
-            """
-            SELECT c.id, EXISTS (SELECT 1 FROM wrapups w WHERE w.call_id = c.id AND w.outcome = 'resolved') AS ok
+            f"""
+            SELECT c.id, c.direction,
+                   EXISTS (SELECT 1 FROM wrapups w WHERE w.call_id = c.id AND w.outcome IN ({marks})) AS settled,
+                   EXISTS (SELECT 1 FROM wrapups w WHERE w.call_id = c.id) AS wrapped,
+                   (c.direction = 'callback' AND c.answered_by IS NOT NULL) AS called_back
             FROM calls c WHERE c.customer_id = ? AND c.started_at >= ? AND c.started_at <= ?
             """,
-            [customer_id, to_iso(now - timedelta(days=settings.repeat_days)), to_iso(now)],
+            [*settled, customer_id, to_iso(now - timedelta(days=settings.repeat_days)), to_iso(now)],
         ))
-    if len(rows) < settings.repeat_calls or any(r["ok"] for r in rows):
+    if any(r["settled"] or r["called_back"] for r in rows):
+        return None
+    calls = [r for r in rows if r["direction"] == "inbound"]  # the customer calling, not the office
+    if len(calls) < settings.repeat_calls:
         return None
     days = "day" if settings.repeat_days == 1 else f"{settings.repeat_days} days"
-    return f"{len(rows)} calls in {days}, none resolved"
+    unwrapped = sum(1 for r in calls if not r["wrapped"])
+    extra = f"; {unwrapped} without a wrap-up" if unwrapped else ""
+    return f"{len(calls)} calls in {days}, none settled ({', '.join(settings.settled)}){extra}"
 
 
 def _recent_wrapups(db: Database, customer_id: int, limit: int) -> list[dict]:

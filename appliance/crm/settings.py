@@ -35,6 +35,8 @@ class CrmSettings:
 
     region: str = "US"
     outcomes: tuple[str, ...] = ("resolved", "follow-up needed", "sale", "complaint", "information given")
+    # Outcomes that settle a customer's matter: the repeat-call alert looks for calls without one.
+    settled: tuple[str, ...] = ("resolved", "sale", "information given")
     rules: tuple[SegmentRule, ...] = (SegmentRule("regular", 3, 90), SegmentRule("occasional", 2, 365))
     new_days: int = 30
     repeat_calls: int = 3
@@ -52,6 +54,8 @@ class CrmSettings:
         values: dict[str, Any] = dict(data)
         if "outcomes" in values:
             values["outcomes"] = tuple(values["outcomes"])
+        if "settled" in values:
+            values["settled"] = tuple(values["settled"])
         if "rules" in values:
             values["rules"] = tuple(SegmentRule(**rule) for rule in values["rules"])
         return cls(**values)
