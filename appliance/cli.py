@@ -436,14 +436,15 @@ def _print_queue(queue: dict) -> None:
                 "yes" if w.get("vip") else "", _duration(w.get("wait")), ", ".join(w.get("ringing") or [])]
                for w in queue.get("waiting", [])]
     _print_table(("POS", "KIND", "NUMBER", "NAME", "VIP", "WAIT", "RINGING"), waiting)
-    agents = [[a["extension"], a.get("state", ""), a.get("reason") or "", str(a.get("answered_today", 0))]
-              for a in queue.get("agents", [])]
+    agents = [[a["extension"], a.get("name") or "", a.get("state", ""), a.get("reason") or "",
+               str(a.get("answered_today", 0))] for a in queue.get("agents", [])]
     print()
-    _print_table(("AGENT", "STATE", "REASON", "ANSWERED TODAY"), agents)
-    pending = [[c["number"], _local(c.get("position_at")), _local(c.get("due_at")), str(c.get("attempts", 0)),
-                c.get("state", ""), _local(c.get("next_attempt_at"))] for c in queue.get("callbacks", [])]
+    _print_table(("AGENT", "NAME", "STATE", "REASON", "ANSWERED TODAY"), agents)
+    pending = [[c["number"], c.get("name") or "", _local(c.get("position_at")), _local(c.get("due_at")),
+                str(c.get("attempts", 0)), c.get("state", ""), _local(c.get("next_attempt_at"))]
+               for c in queue.get("callbacks", [])]
     print()
-    _print_table(("CALLBACK", "PLACE", "DUE", "ATTEMPTS", "STATE", "NEXT TRY"), pending)
+    _print_table(("CALLBACK", "NAME", "PLACE", "DUE", "ATTEMPTS", "STATE", "NEXT TRY"), pending)
 
 
 def _queue_stats(args: argparse.Namespace) -> int:

@@ -47,6 +47,15 @@ class CrmCustomerLink:
             log.exception("cannot match %s to a customer", number)
             return None
 
+    def customer_name(self, customer_id: int) -> str:
+        """The customer's name, for the phones' caller ID and the queue lists."""
+        try:
+            customer = store_customers.get_customer(self.db, customer_id)
+        except Exception:  # the CRM must never stop a call from ringing
+            log.exception("cannot read customer %s", customer_id)
+            return ""
+        return (customer or {}).get("name") or ""
+
     def started(self, info: CallInfo) -> None:
         """Check for a repeat caller off the loop; a new alert is published for supervisors."""
         self.loop.run_in_executor(None, self._check_repeat, info.customer_id, info.record_id)

@@ -276,7 +276,7 @@ class QueueService:
         info = caller.call.info
         now = self.now()
         caller.row_id = store_queues.enter_queue(self.db, queue=caller.cfg.name, call_id=info.record_id,
-                                                 number=info.from_number, name=info.from_name,
+                                                 number=info.from_number, name=info.display_name,
                                                  vip=self._is_vip(info.from_number), entered_at=now)
         store_queues.entry_left(self.db, caller.row_id, outcome, now)
         self.bus.publish("queue.left", queue=caller.cfg.name, call_id=info.record_id, outcome=outcome, wait=0.0)
@@ -287,10 +287,10 @@ class QueueService:
         info = caller.call.info
         vip = self._is_vip(info.from_number)
         caller.row_id = store_queues.enter_queue(self.db, queue=caller.cfg.name, call_id=info.record_id,
-                                                 number=info.from_number, name=info.from_name, vip=vip,
+                                                 number=info.from_number, name=info.display_name, vip=vip,
                                                  entered_at=caller.position_at)
         entry = Entry(id=caller.row_id, queue=caller.cfg.name, kind="call", number=info.from_number,
-                      position_at=caller.position_at, vip=vip, name=info.from_name)
+                      position_at=caller.position_at, vip=vip, name=info.display_name)
         caller.entry = entry
         self.callers[entry.id] = caller
         self.managed.add(info.record_id)
@@ -388,7 +388,7 @@ class QueueService:
         """The caller asked to be called back: the request keeps the caller's place in line."""
         info = caller.call.info
         callback_id, created = store_callbacks.request_callback(
-            self.db, number=number, name=info.from_name or None, queue=caller.cfg.name,
+            self.db, number=number, name=info.display_name or None, queue=caller.cfg.name,
             source=f"queue:{caller.cfg.name}", call_id=info.record_id, line=info.line,
             position_at=datetime.fromtimestamp(caller.position_at, timezone.utc))
         self.leave_line(caller, "callback", callback_id)
@@ -413,7 +413,7 @@ class QueueService:
             raise ValueError(decision.reason)
         name = queue or self.default_queue()
         callback_id, created = store_callbacks.request_callback(
-            self.db, number=number, name=info.from_name or None, queue=name, source=source,
+            self.db, number=number, name=info.display_name or None, queue=name, source=source,
             call_id=info.record_id, line=info.line)
         row = store_callbacks.get_callback(self.db, callback_id)
         if name in self.engine.queues and row is not None and callback_id not in self.runs:
@@ -759,8 +759,11 @@ class QueueService:
     def status(self, queue: str | None = None) -> dict:
         """Live state for `switchboard queue status`."""
         queues = self.engine.snapshot(queue)
+        names = {ext["number"]: ext.get("name") or "" for ext in directory.list_extensions(self.db)}
         for item in queues:
             item["open"] = self.is_open(item["name"])
+            for agent in item.get("agents", []):
+                agent["name"] = names.get(agent["extension"], "")
             item["callbacks"] = [
                 {key: row.get(key) for key in ("id", "number", "name", "position_at", "due_at", "attempts",
                                                "state", "next_attempt_at")}

@@ -30,6 +30,12 @@ class CallInfo:
     extra: dict = field(default_factory=dict)
 
     ivr_path: list[dict] = field(default_factory=list)
+    customer_name: str = ""  # the CRM's name for the caller, when the caller ID carries none
+
+    @property
+    def display_name(self) -> str:
+        """The caller's name for people to read: what the caller presented, else the CRM's."""
+        return self.from_name or self.customer_name
 
     def event_data(self) -> dict:
         """Fields every call event carries."""
@@ -44,6 +50,9 @@ class CustomerLink(Protocol):
 
     def customer_for(self, direction: str, from_number: str, to_number: str) -> int | None:
         """The customer on the far end of a new call, if any."""
+
+    def customer_name(self, customer_id: int) -> str:
+        """The customer's name ("" when none is known)."""
 
     def started(self, info: CallInfo) -> None:
         """A call with a customer began."""
@@ -71,6 +80,8 @@ class CallLog:
             from_number=from_number, from_name=from_name, to_number=to_number, customer_id=customer_id)
         info = CallInfo(record_id, sip_call_id, direction, line, from_number, from_name, to_number,
                         customer_id=customer_id)
+        if customer_id is not None and not from_name and self.customers is not None:
+            info.customer_name = self.customers.customer_name(customer_id)
         log.info("call %s: %s call from %s to %s on %s (SIP Call-ID %s)", record_id, direction, from_number,
                  to_number, line, sip_call_id)
         self.bus.publish("call.started", **info.event_data())

@@ -364,7 +364,7 @@ class Call(UacCall):
         info = self.info
 
         def addresses(label: str, trunk: TrunkPeer | None) -> tuple[str, str]:
-            name = f"{quote(info.from_name)} " if info.from_name else ""
+            name = f"{quote(info.display_name)} " if info.display_name else ""
             if trunk is not None:
                 return (f"{name}<sip:{trunk.username or info.from_number}@{trunk.domain}>",
                         f"<sip:{info.to_number}@{trunk.domain}>")

@@ -78,7 +78,8 @@ class OutboundCall(UacCall):
         body = sdp_local.local_offer(b2bua.endpoint.host, self.relay.a.port, self._sdp_sessions["a"], 1)
         # The agent's phone shows who the callback is for.
         caller = show or self.info.from_number or "switchboard"
-        self._ring(targets, body, timeout, self._addresses(caller, "" if show else self.info.from_name, None), "a")
+        self._ring(targets, body, timeout, self._addresses(caller, "" if show else self.info.display_name, None),
+                   "a")
 
     def dial_customer(self, targets: list[Target], timeout: float, on_ringing: Callable[[], None],
                       on_answered: Callable[[], None], on_failed: Callable[[int], None],
