@@ -311,6 +311,12 @@ def test_card_outbound_internal_unknown(db):
     assert card["internal"] is True and card["caller_name"] == "Bob" and card["number_display"] == "202"
     assert card["customer"] is None and card["history"] == [] and card["alerts"] == []
     assert card["expected_handling_s"] is None and card["queue"] is None and card["queue_wait_s"] is None
+    # Ann (201) calls Bob by click-to-call: her card shows Bob, not herself (issue 14, item 4).
+    upsert_extension(db, "201", "Ann", "s3cret-201", "switchboard")
+    placed = start_call(db, sip_call_id="c2c", direction="internal", line="internal", from_number="201",
+                        from_name="Ann", to_number="202")
+    card = build_card(db, placed, SETTINGS, extension="201")
+    assert (card["number"], card["caller_name"]) == ("202", "Bob")
     stranger = _call(db, None, now, None, number="+33700000001", end=False)
     card = build_card(db, stranger, SETTINGS)
     assert card["customer"] is None and card["segment"] is None and card["caller_name"] == "CALLER"

@@ -37,6 +37,9 @@ def test_card_pops_with_name_segment_and_history_and_wrapup_is_stored(office: Of
     for tab in tabs:  # the same agent in two browsers: both pop
         sign_in(tab, base(office), "ann", PASSWORD)
         tab.wait_for_selector("#live[data-live='1']")
+    # The state buttons show the state: "Available" is the filled one (issue 14, item 8).
+    assert tabs[0].get_attribute("#go-available", "aria-pressed") == "true"
+    assert "secondary" in (tabs[0].get_attribute("#go-pause", "class") or "")
 
     caller = office.call(CALLER, callee_hangs_up=True)
     for tab in tabs:
@@ -51,6 +54,7 @@ def test_card_pops_with_name_segment_and_history_and_wrapup_is_stored(office: Of
     page = tabs[0]
     page.wait_for_selector("#card[data-state='talking'] .timer")
     page.wait_for_selector("#wrapup:not([hidden])")
+    assert page.inner_text("#wrapup-for").startswith("For the call with Dana Scully")  # item 6: which call
     assert caller.wait(30) == 0
 
     # Two clicks: the outcome, then Save.
@@ -58,6 +62,7 @@ def test_card_pops_with_name_segment_and_history_and_wrapup_is_stored(office: Of
     page.click("#wrapup-save")
     page.wait_for_selector("#wrapup", state="hidden")
     tabs[1].wait_for_selector("#wrapup", state="hidden")  # the other tab closes its form too
+    assert page.locator("#card .flash-info").all_inner_texts() == ["Wrap-up saved: follow-up needed"]  # once
     call = wait_for(lambda: query(office.box, "SELECT * FROM calls WHERE direction = 'inbound' AND "
                                   "sip_call_id NOT LIKE 'past-%'"), 10, "the call record")[0]
     assert call["customer_id"] == customer_id
@@ -67,9 +72,10 @@ def test_card_pops_with_name_segment_and_history_and_wrapup_is_stored(office: Of
 
 def test_unknown_caller_becomes_a_new_customer_named_from_the_card(office: Office, new_page) -> None:  # type: ignore[no-untyped-def]
     office.phones.start("201", answering(office.workdir, "ann_phone", ring_ms=6000, talk_ms=500))
-    page = new_page()
-    sign_in(page, base(office), "ann", PASSWORD)
-    page.wait_for_selector("#live[data-live='1']")
+    page, other_tab = new_page(), new_page()
+    for tab in (page, other_tab):
+        sign_in(tab, base(office), "ann", PASSWORD)
+        tab.wait_for_selector("#live[data-live='1']")
     caller = office.call("+13125550199", callee_hangs_up=True)
 
     page.wait_for_selector("#card .quick-create:not([hidden])")
@@ -78,6 +84,7 @@ def test_unknown_caller_becomes_a_new_customer_named_from_the_card(office: Offic
     page.fill("#card .quick-create input[name=name]", "Fox Mulder")
     page.click("#card .quick-create button")
     page.wait_for_selector("#card .who:text('Fox Mulder')")
+    other_tab.wait_for_selector("#card .who:text('Fox Mulder')")  # every tab of the agent (issue 14, item 7)
     assert caller.wait(40) == 0
     rows = query(office.box, "SELECT c.name, c.segment, p.phone FROM customers c JOIN customer_phones p "
                  "ON p.customer_id = c.id")

@@ -418,6 +418,7 @@ def quick_create():  # type: ignore[no-untyped-def]
         if values["call_id"]:
             store.set_call_customer(db(), values["call_id"], owner["id"])
         named = store.get_customer(db(), owner["id"]) or owner
+        _announce(owner["id"], values["call_id"])
         return jsonify({"id": owner["id"], "name": named.get("name") or "", "segment": named.get("segment") or ""})
     if owner is not None:
         return conflict(owner)
@@ -436,4 +437,10 @@ def quick_create():  # type: ignore[no-untyped-def]
             store.delete_customer(db(), customer_id)
             return _json_error(f"There is no call {values['call_id']!r}.")
     customer = store.get_customer(db(), customer_id) or {"name": values["name"], "segment": "new"}
+    _announce(customer_id, values["call_id"])
     return jsonify({"id": customer_id, "name": customer.get("name") or "", "segment": customer.get("segment") or ""}), 201
+
+
+def _announce(customer_id: int, call_id: str) -> None:
+    """Tell every open console that a card's customer changed, so all the agent's tabs show the new name."""
+    api().bus.publish("crm.customer", customer_id=customer_id, call_id=call_id or None)

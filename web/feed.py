@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +47,7 @@ class UserFeed:
         self.supervisor = user.get("role") in SUPERVISOR_ROLES
         self.cards = cards
         self.calls: set[str] = set()  # calls that rang at this extension
+        self.recent: deque[str] = deque(maxlen=50)  # and the latest ones, ended too (their wrap-up may be open)
 
     def replay(self, events: list[Event], since: int | None) -> list[Message]:
         """Messages for a (re)connecting screen: everything after `since`, else the calls still going on."""
@@ -63,6 +64,8 @@ class UserFeed:
             return self._call(event)
         if topic == "agent.state" and data.get("extension") == self.extension:
             return [(event.seq, "agent", _pick(data, "extension", "state", "reason", "queues"))]
+        if topic == "crm.customer" and (data.get("call_id") in self.calls or data.get("call_id") in self.recent):
+            return [(event.seq, "customer", _pick(data, "call_id", "customer_id"))]
         if topic == "wrapup.saved" and data.get("agent") == self.extension:
             return [(event.seq, "wrapup_saved", _pick(data, "call_id", "outcome"))]
         if self.supervisor and topic == "crm.alert":
@@ -78,6 +81,7 @@ class UserFeed:
             return []
         if event.topic == "call.ringing" and data.get("extension") == self.extension:
             self.calls.add(call_id)
+            self.recent.append(call_id)
             card = self.cards.get(call_id, self.extension)
             if card is None:
                 return []

@@ -26,6 +26,8 @@ def build_card(db: Database, call_id: str, settings: CrmSettings, extension: str
     direction = call["direction"]
     number = (call["from_number"] if direction in CALLER_IS_FROM else call["to_number"]) or ""
     internal = direction == "internal"
+    if internal and extension and number == extension:
+        number = call["to_number"] or ""  # a colleague's card shows the colleague, not the viewer
     customer = get_customer(db, call["customer_id"]) if call.get("customer_id") is not None else None
     if internal:
         ext = get_extension(db, number)

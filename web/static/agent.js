@@ -9,6 +9,7 @@
   const calls = {};        // call_id -> {card, answered, mine}
   const KEEP_CALLS = 20;
   let current = null;      // the call on the card
+  const saved = new Set(); // calls whose wrap-up is saved: the page's answer and the live event say it once
   let timer = null;
   window.switchboardPops = [];  // [{call_id, at}] when each card reached the page (read by bench/screen_pop.py)
 
@@ -128,17 +129,24 @@
   }
 
   function openWrapup(callId) {
+    if (saved.has(callId)) return;
     wrapForm.reset();
     wrapForm.call_id.value = callId;
+    const card = (calls[callId] || {}).card || {};
+    const who = card.customer && card.customer.name ? card.customer.name : (card.caller_name || card.number_display ||
+      card.number || "the caller");
+    $("wrapup-for").textContent = "For the call with " + who + (card.started_at ? " at " + when(card.started_at) : "");
     $("wrapup-error").hidden = true;
     wrapBox.hidden = false;
     const first = wrapForm.querySelector('input[name="outcome"]');
     if (first) first.focus();
   }
 
-  function closeWrapup(message) {
-    wrapBox.hidden = true;
-    if (message) cardBox.append(el("p", message, "flash flash-info"));
+  function closeWrapup(callId, message) {
+    if (saved.has(callId)) return;
+    saved.add(callId);
+    if (wrapForm.call_id.value === callId) wrapBox.hidden = true;
+    if (message && current === callId) cardBox.append(el("p", message, "flash flash-info"));
   }
 
   const handlers = {
@@ -167,11 +175,23 @@
       line.hidden = false;
       if (!call.answered) line.textContent = "Missed: the caller hung up or went elsewhere";
       else if (call.mine) line.textContent = "Call ended after " + minutes(data.at - call.answeredAt);
-      if (call.mine) openWrapup(data.call_id);
+      if (!call.mine) return;
+      if (!call.card.internal) { openWrapup(data.call_id); return; }
+      const ask = el("button", "Wrap up this call", "secondary");  // a colleague's call needs none unless asked
+      ask.type = "button";
+      ask.addEventListener("click", () => { ask.remove(); openWrapup(data.call_id); });
+      cardBox.append(ask);
     },
     agent(data) { showState(data); },
-    wrapup_saved(data) {
-      if (wrapForm.call_id.value === data.call_id && !wrapBox.hidden) closeWrapup("Wrap-up saved: " + data.outcome);
+    wrapup_saved(data) { closeWrapup(data.call_id, "Wrap-up saved: " + data.outcome); },
+    customer(data) {  // a customer was named from a card, maybe in another tab: show it here too
+      if (!calls[data.call_id]) return;
+      fetch("/api/card/" + encodeURIComponent(data.call_id), {credentials: "same-origin"}).then((r) => r.json())
+        .then((fresh) => {
+          if (fresh.error || !calls[data.call_id]) return;
+          calls[data.call_id].card = fresh;
+          if (current === data.call_id) showCard(data.call_id);
+        });
     },
   };
 
@@ -181,6 +201,12 @@
     state.textContent = data.state.replace("_", " ");
     $("state-reason").textContent = data.reason ? "(" + data.reason + ")" : "";
     $("go-available").dataset.action = data.state === "paused" ? "unpause" : "login";
+    const active = {available: "go-available", paused: "go-pause", logged_out: "go-logout"}[data.state];
+    ["go-available", "go-pause", "go-logout"].forEach((id) => {
+      const button = $(id);
+      button.classList.toggle("secondary", id !== active);
+      button.setAttribute("aria-pressed", id === active ? "true" : "false");
+    });
   }
 
   function connect() {
@@ -200,9 +226,9 @@
     post("/api/wrapup", body).then((res) => {
       $("wrapup-save").disabled = false;
       if (res.error) { $("wrapup-error").textContent = res.error; $("wrapup-error").hidden = false; return; }
-      closeWrapup("Wrap-up saved: " + res.wrapup.outcome +
+      closeWrapup(body.call_id, "Wrap-up saved: " + res.wrapup.outcome +
         (res.callback_error ? " (no callback: " + res.callback_error + ")" : ""));
-      cardBox.dataset.state = "saved";
+      if (current === body.call_id) cardBox.dataset.state = "saved";
     });
   });
 
@@ -235,5 +261,6 @@
         openWrapup(card.call_id);
       });
   }
+  showState({state: $("state").dataset.state, reason: ($("state-reason").textContent || "").replace(/[()]/g, "")});
   connect();
 })();
