@@ -242,13 +242,14 @@ def test_anchor_baresip_offer():
     assert [v for k, v in audio.attributes if k == "fmtp"] == ["102 0-15"]
     names = [k for k, _ in audio.attributes]
     assert "rtcp" not in names and "rtcp-mux" not in names
-    assert {"sendrecv", "label", "ssrc", "mid"} <= set(names)
+    # Only the format and the direction pass: the other phone's identity stays behind (issue 14, item 20).
+    assert set(names) == {"rtpmap", "fmtp", "sendrecv"}
     assert audio.other_lines == ["b=AS:128"]
     assert out.connection_for(audio) == "192.0.2.10"
     # Video is refused in place: same m= count, port 0, nothing of the original address left.
     assert (video.media, video.port, video.formats) == ("video", 0, ["97"])
     assert video.attributes == [] and video.connection is None and video.other_lines == []
-    assert out.attributes == [("tool", "baresip 3.10.1")]
+    assert out.attributes == []  # no a=tool of the other phone
     wire = out.to_bytes()
     assert b"192.168.1.5" not in wire
     assert parse_sdp(wire) == out

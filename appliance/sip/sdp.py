@@ -10,12 +10,12 @@ DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 # Static RTP payload types (RFC 3551) that may appear without an rtpmap.
 STATIC_PAYLOADS = {"0": "PCMU/8000", "3": "GSM/8000", "4": "G723/8000", "8": "PCMA/8000",
                    "9": "G722/8000", "13": "CN/8000", "18": "G729/8000"}
-# Attributes tied to the original party's transport, dropped when media is anchored.
-_TRANSPORT_ATTRIBUTES = frozenset({
-    "rtcp", "rtcp-mux", "crypto", "fingerprint", "setup", "connection", "candidate",
-    "remote-candidates", "end-of-candidates", "ice-ufrag", "ice-pwd", "ice-options", "ice-lite",
-    "group",
-})
+# What an anchored SDP passes on from the other phone: the media format and the direction, nothing else.
+# The box is the endpoint each phone talks to, so attributes that describe the other phone's identity or
+# transport stay behind: a=tool, a=label, a=ssrc (the IVR hand-over changes the SSRC), a=msid, ICE
+# candidates, crypto, rtcp-fb (feedback the relay does not take part in). See the README's "Pointing a phone at it".
+_PASSED_ATTRIBUTES = frozenset({"rtpmap", "fmtp", "ptime", "maxptime", "sendrecv", "sendonly", "recvonly",
+                                "inactive"})
 # Attributes whose value starts with the payload type they describe.
 _FORMAT_ATTRIBUTES = frozenset({"rtpmap", "fmtp", "rtcp-fb"})
 _PLAIN_RTP = frozenset({"RTP/AVP", "RTP/AVPF"})
@@ -253,7 +253,7 @@ def anchor(sdp: SessionDescription, address: str, port: int, session_id: int, ve
 
     out = SessionDescription(
         lines=[(k, v) for k, v in sdp.lines
-               if k != "a" or _split_attribute(v)[0] not in _TRANSPORT_ATTRIBUTES],
+               if k != "a" or _split_attribute(v)[0] in _PASSED_ATTRIBUTES],
     )
     out.set_value("o", f"switchboard {session_id} {version} {our_connection}")
     out.set_value("c", our_connection)
@@ -301,7 +301,7 @@ def _anchor_audio(media: MediaDescription, port: int, our_connection: str,
     keep = set(formats)
     attributes = []
     for key, value in media.attributes:
-        if key in _TRANSPORT_ATTRIBUTES:
+        if key not in _PASSED_ATTRIBUTES:
             continue
         if key in _FORMAT_ATTRIBUTES and (value or "").split(" ")[0] not in keep | {"*"}:
             continue
