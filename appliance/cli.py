@@ -16,7 +16,7 @@ from sqlite_utils import Database
 from .calls.ivr import describe_path
 from hw import cli_modem
 
-from . import cli_customers, cli_security, cli_status, cli_users
+from . import cli_customers, cli_prompts, cli_security, cli_status, cli_users
 from .cli_support import UsageError, data_dir as _data_dir, open_store as _open, print_table as _print_table
 from .config import ConfigError, default_data_dir, load_provisioning, load_settings
 from .control import SOCKET_NAME, control_request
@@ -92,16 +92,6 @@ def _parser() -> argparse.ArgumentParser:
     trunks.add_argument("--status", action="store_true", help="show registration state")
     trunks.add_argument("--json", action="store_true", help="print JSON")
 
-    prompt = sub.add_parser("prompt", help="Manage voice prompts.", description="Manage voice prompts.")
-    prompt.set_defaults(func=lambda _args: _usage(prompt))
-    prompt_set = prompt.add_subparsers(dest="prompt_command").add_parser(
-        "set", help="Replace a prompt with a WAV recording.",
-        description="Replace a prompt with a WAV recording (any rate, mono or stereo; stored as 8 kHz mono).")
-    prompt_set.add_argument("name", help="prompt name, e.g. greeting, menu, hold_music")
-    prompt_set.add_argument("file", type=Path, help="the WAV file")
-    prompt_set.add_argument("--data-dir", type=Path, default=None,
-                            help="where the data lives (default: %s)" % default_data_dir())
-    prompt_set.set_defaults(func=_prompt_set)
 
     groups: dict[str, argparse._SubParsersAction] = {}
 
@@ -158,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_customers.add_commands(group, leaf)
     cli_users.add_commands(group, leaf)
     cli_security.add_commands(group, leaf)
+    cli_prompts.add_commands(group, leaf)
     customer = group("customer", "Customers: list, search, import and export as CSV.")
     cmd = leaf(customer, "add", _customer_add, "Add or update a customer by phone number.")
     cmd.add_argument("phone")
@@ -311,18 +302,6 @@ def _trunks(args: argparse.Namespace) -> int:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
-
-
-def _prompt_set(args: argparse.Namespace) -> int:
-    from .media.prompts import PromptError, PromptLibrary
-
-    try:
-        prompt = PromptLibrary(_data_dir(args) / "prompts").set(args.name, args.file)
-    except PromptError as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
-        return 2
-    print(f"prompt {prompt.name}: {prompt.duration:.1f} s, stored as 8 kHz mono")
-    return 0
 
 
 # --- queues, agents, callbacks, customers ---

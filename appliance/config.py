@@ -637,13 +637,15 @@ def _hours(where: _Where, value: Any) -> list[BusinessHours]:
     return result
 
 
-def _prompt(allow_empty: bool) -> Callable[[_Where, Any], str | None]:
+def _prompt(empty: str | None) -> Callable[[_Where, Any], str | None]:
+    """A prompt name: one of the box's, or the owner's own (lower-case letters, digits, _); "" gives `empty`."""
     def check(where: _Where, value: Any) -> str | None:
-        if allow_empty and value == "":
-            return None
-        if not isinstance(value, str) or value not in prompt_texts.NAMES:
-            empty = ' or "" for none' if allow_empty else ""
-            where.fail(f"expected a prompt name ({', '.join(sorted(prompt_texts.NAMES))}){empty}, got {_shown(value)}")
+        if value == "":
+            return empty
+        if not prompt_texts.is_prompt_name(value):
+            where.fail(f"expected a prompt name such as greeting or menu, or your own (lower-case letters, digits "
+                       f'and _, e.g. "support_menu", with its words under [prompts]), or "" for none, '
+                       f"got {_shown(value)}")
         return value
 
     return check
@@ -675,8 +677,8 @@ def _options(where: _Where, value: Any) -> dict[str, Action]:
 _IVR_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "name": _name,
     "number": _extension_number,
-    "greeting": _prompt(allow_empty=True),
-    "menu": _prompt(allow_empty=False),
+    "greeting": _prompt(empty=None),
+    "menu": _prompt(empty=""),
     "options": _options,
     "dial_by_extension": _bool,
     "timeout": _seconds(1, 60),
@@ -796,7 +798,7 @@ _QUEUE_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
     "wrapup": _seconds(0, 3600),
     "max_wait": _seconds(10, 86400),
     "max_length": _int(1, 1000),
-    "hold_music": _prompt(allow_empty=False),
+    "hold_music": _prompt(empty="hold_music"),
     "announce_every": _announce_every,
     "announce_position": _bool,
     "announce_wait": _bool,
@@ -863,14 +865,40 @@ def _check_queue(
         (at / "hours").fail(f'no [[hours]] named "{queue.hours}"')
 
 
+def _check_own_prompts(where: _Where, ivrs: list[IvrMenu], queues: list[QueueConfig], texts: dict[str, str]) -> None:
+    """The owner's own prompt names: a near miss of one of the box's is a typo, and words nobody plays are one too."""
+    used: dict[str, _Where] = {}
+    for i, menu in enumerate(ivrs):
+        for key in ("greeting", "menu"):
+            name = getattr(menu, key)
+            if name:
+                used.setdefault(name, where / "ivr" / i / key)
+    for i, queue in enumerate(queues):
+        used.setdefault(queue.hold_music, where / "queue" / i / "hold_music")
+    for name, at in used.items():
+        typo = prompt_texts.near_miss(name)
+        if typo is not None and name not in texts:
+            # a recording set with `prompt set` may carry any name, but not one a letter off the box's
+            at.fail(f'no prompt "{name}" (did you mean {typo}?)')
+    for name in texts:
+        if name not in prompt_texts.NAMES and name not in used:
+            typo = prompt_texts.near_miss(name)
+            hint = f" (did you mean {typo}?)" if typo else ""
+            (where / "prompts" / name).fail(f"no menu or queue uses it{hint}")
+
+
 def _prompts(where: _Where, table: Any) -> tuple[str | None, dict[str, str]]:
-    """[prompts]: the espeak-ng voice and replacement wording for spoken prompts."""
-    _check_keys(where, table, ("voice", *sorted(prompt_texts.TEXTS)))
+    """[prompts]: the espeak-ng voice, new wording for the box's prompts, and words for the owner's own."""
+    if not isinstance(table, dict):
+        where.fail(f"expected a table, got {_shown(table)}")
     voice = _voice(where / "voice", table["voice"]) if "voice" in table else None
     texts: dict[str, str] = {}
     for key, value in table.items():
         if key == "voice":
             continue
+        if key in prompt_texts.LOOPED or not prompt_texts.is_prompt_name(key):
+            (where / key).fail("expected a prompt name: one of the box's (greeting, menu, ...) or your own in "
+                               "lower-case letters, digits and _ (music is set with `switchboard prompt set`)")
         text = _text(where / key, value).strip()
         if len(text) > MAX_PROMPT_TEXT:
             (where / key).fail(f"longer than {MAX_PROMPT_TEXT} characters")
@@ -981,6 +1009,7 @@ def load_provisioning(path: Path) -> Provisioning:
             if kind == "queue" and target not in queue_names:
                 (where / table / i / "inbound").fail(f'no [[queue]] named "{target}"')
     voice, texts = _prompts(where / "prompts", doc.get("prompts", {}))
+    _check_own_prompts(where, ivrs, queues, texts)
     crm = _crm(where / "crm", doc["crm"]) if "crm" in doc else None
     return Provisioning(
         extensions=extensions,

@@ -82,3 +82,29 @@ def test_the_log_follows_registrations_and_calls_at_info(box_factory) -> None:  
     log = box.log()
     assert log.count(f"201 registered from udp:127.0.0.1:{phone.port}") == 1, log[-2000:]
     assert "internal call from 201 to 203" in log and "ended, failed (480)" in log, log[-2000:]
+
+
+def test_prompt_list_play_set_and_reset(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14, item 14: switchboard prompt list|play|reset, and your own prompt names."""
+    import wave
+
+    from ivr_peers import seed_prompts
+
+    data = tmp_path / "data"
+    seed_prompts(data)  # the box's spoken prompts, already rendered
+    flags = ["--data-dir", str(data)]
+    assert main(["prompt", "list", *flags]) == 0
+    listing = capsys.readouterr().out
+    assert "greeting" in listing and "spoken (espeak-ng)" in listing and "hold_music" in listing
+    out = tmp_path / "greeting.wav"
+    assert main(["prompt", "play", "greeting", "--out", str(out), *flags]) == 0
+    with wave.open(str(out)) as w:
+        assert (w.getframerate(), w.getnchannels()) == (8000, 1) and w.getnframes() > 8000
+    assert main(["prompt", "set", "support_menu", str(out), *flags]) == 0
+    capsys.readouterr()
+    assert main(["prompt", "list", *flags]) == 0
+    assert any(line.split()[:3] == ["support_menu", "your", "recording"]
+               for line in capsys.readouterr().out.splitlines())
+    assert main(["prompt", "reset", "support_menu", *flags]) == 0
+    assert not (data / "prompts" / "support_menu.wav").exists()
+    assert main(["prompt", "reset", "support_menu", *flags]) == 1

@@ -49,7 +49,7 @@ def test_prompt_set_replaces_existing(tmp_path: Path) -> None:
 def test_prompt_set_unknown_name(tmp_path: Path) -> None:
     done = run("prompt", "set", "greting", str(stereo_44k(tmp_path / "x.wav")), "--data-dir", str(tmp_path / "d"))
     assert done.returncode == 2
-    assert 'unknown prompt "greting"' in done.stderr and "greeting" in done.stderr
+    assert 'unknown prompt "greting": did you mean greeting?' in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "d" / "prompts" / "greting.wav").exists()
 

@@ -227,9 +227,9 @@ def test_dial_by_extension_allows_option_keys_that_prefix_extensions(tmp_path):
         (MENU + 'number = "201"\n', 'ivr[0].number: "201" is already an extension number'),
         (MENU + 'number = "500"\n' + MENU.replace("main", "other") + 'number = "500"\n',
          'ivr[1].number: "500" is already used by ivr[0]'),
-        (MENU + 'greeting = "hello"\n', 'ivr[0].greeting: expected a prompt name (agent_logged_in'),
-        (MENU + 'greeting = "hello"\n', 'or "" for none, got "hello"'),
-        (MENU + 'menu = ""\n', 'ivr[0].menu: expected a prompt name'),
+        (MENU + 'greeting = "Hello!"\n', 'ivr[0].greeting: expected a prompt name such as greeting or menu'),
+        (MENU + 'greeting = "Hello!"\n', 'or "" for none, got "Hello!"'),
+        (MENU + 'menu = "greting"\n', 'ivr[0].menu: no prompt "greting" (did you mean greeting?)'),
         (MENU + "menu = 1\n", "ivr[0].menu: expected a prompt name"),
         (MENU + "dial_by_extension = 1\n", "ivr[0].dial_by_extension: expected true or false, got 1"),
         (MENU + "timeout = 0\n", "ivr[0].timeout: expected a number of seconds from 1 to 60, got 0"),
@@ -273,8 +273,8 @@ def test_dial_by_extension_allows_option_keys_that_prefix_extensions(tmp_path):
         # [prompts]
         ('[prompts]\nvoice = "en gb"\n', 'prompts.voice: expected an espeak-ng voice name such as "en"'),
         ('[prompts]\nvoice = ""\n', "prompts.voice: expected an espeak-ng voice name"),
-        ('[prompts]\ngreting = "Hi"\n', "prompts.greting: unknown key (expected one of voice, agent_logged_in"),
-        ('[prompts]\nhold_music = "la la"\n', "prompts.hold_music: unknown key"),
+        ('[prompts]\ngreting = "Hi"\n', "prompts.greting: no menu or queue uses it (did you mean greeting?)"),
+        ('[prompts]\nhold_music = "la la"\n', "prompts.hold_music: expected a prompt name"),
         ('[prompts]\ngreeting = ""\n', "prompts.greeting: expected a non-empty string"),
         ('[prompts]\ngreeting = 5\n', "prompts.greeting: expected a non-empty string"),
         (f'[prompts]\ngreeting = "{"a" * 1001}"\n', "prompts.greeting: longer than 1000 characters"),
@@ -302,3 +302,15 @@ def test_menu_number_may_not_clash_with_extension_anywhere_in_the_file(tmp_path)
     body = MENU + 'number = "202"\n' + EXTENSIONS
     with pytest.raises(ConfigError, match='ivr\\[0\\].number: "202" is already an extension number'):
         _load(tmp_path, body)
+
+
+def test_a_second_menu_has_its_own_spoken_words_or_none(tmp_path):
+    """Issue 14, item 14: `menu = "support_menu"` and `menu = ""` used to be refused."""
+    path = tmp_path / "provision.toml"
+    path.write_text(EXTENSIONS + MENU + '[[ivr]]\nname = "support"\nmenu = "support_menu"\ngreeting = ""\n'
+                    + '[[ivr]]\nname = "quiet"\nmenu = ""\n'
+                    + '[prompts]\nsupport_menu = "For printers, press 1. For the network, press 2."\n')
+    prov = load_provisioning(path)
+    menus = {menu.name: menu for menu in prov.ivrs}
+    assert (menus["support"].menu, menus["support"].greeting, menus["quiet"].menu) == ("support_menu", None, "")
+    assert prov.prompt_texts == {"support_menu": "For printers, press 1. For the network, press 2."}

@@ -173,8 +173,8 @@ def test_library_set_replaces_and_validates(tmp_path: Path) -> None:
     with pytest.raises(PromptError, match="not a PCM WAV"):
         lib.set("menu", bad)
     assert not (tmp_path / "prompts" / "menu.wav").exists()
-    with pytest.raises(PromptError, match="unknown prompt"):
-        lib.set("greting", tmp_path / "mine.wav")
+    with pytest.raises(PromptError, match="not a prompt name"):
+        lib.set("Greeting!", tmp_path / "mine.wav")
     assert not list((tmp_path / "prompts").glob(".*tmp"))  # no temp files left behind
 
 
@@ -191,8 +191,8 @@ def test_library_hold_music_defaults_to_the_built_in_music(tmp_path: Path) -> No
     assert abs(PromptLibrary(tmp_path, generator=fake_generator(calls), defaults=None)
                .get("hold_music").duration - 0.1) < 0.01
     assert lib.get("greeting").looped().loop and not lib.get("greeting").loop
-    with pytest.raises(PromptError, match="unknown prompt"):
-        lib.get("nonsense")
+    with pytest.raises(PromptError, match='no "nonsense" prompt: set one with'):
+        lib.get("nonsense")  # a name of the owner's own with neither words nor a recording
 
 
 def test_library_shipped_hold_music_beats_the_built_in(tmp_path: Path) -> None:
@@ -265,10 +265,19 @@ def test_library_new_words_beat_the_shipped_recording_but_not_the_owners(tmp_pat
 
 
 def test_library_texts_must_name_spoken_prompts(tmp_path: Path) -> None:
-    with pytest.raises(PromptError, match="no spoken default to replace for greting"):
-        PromptLibrary(tmp_path, texts={"greting": "Hi"})
+    with pytest.raises(PromptError, match="not a prompt that can be spoken: Greeting!"):
+        PromptLibrary(tmp_path, texts={"Greeting!": "Hi"})
     with pytest.raises(PromptError, match="hold_music"):
         PromptLibrary(tmp_path, texts={"hold_music": "la la la"})
+
+
+def test_the_owners_own_prompt_is_spoken_from_its_words(tmp_path: Path) -> None:
+    """Issue 14, item 14: a second menu with its own spoken words."""
+    calls: list = []
+    lib = PromptLibrary(tmp_path, generator=fake_generator(calls), defaults=None,
+                        texts={"support_menu": "For printers, press 1."})
+    assert lib.get("support_menu").duration > 0
+    assert calls == [("For printers, press 1.", "en")]
 
 
 def test_every_default_text_exists() -> None:

@@ -199,7 +199,7 @@ def test_no_queues_is_an_empty_list(tmp_path):
         (EXTS + '[[queue]]\nname = "sales"\nmax_length = 0\n', "queue[0].max_length: expected an integer 1-1000"),
         (EXTS + '[[queue]]\nname = "sales"\nannounce_every = 5\n', "queue[0].announce_every: expected 0 (never)"),
         (EXTS + '[[queue]]\nname = "sales"\ncallback_key = "A"\n', "queue[0].callback_key: expected one of"),
-        (EXTS + '[[queue]]\nname = "sales"\nhold_music = "jazz"\n', "queue[0].hold_music: expected a prompt name"),
+        (EXTS + '[[queue]]\nname = "sales"\nhold_music = "Jazz Music"\n', "queue[0].hold_music: expected a prompt name"),
         (EXTS + '[[queue]]\nname = "sales"\ncolour = "red"\n', "queue[0].colour: unknown key"),
         (EXTS + '[[queue]]\nname = "sales"\nhours = "office"\n', 'queue[0].hours: no [[hours]] named "office"'),
         (EXTS + '[[queue]]\nname = "sales"\nclosed = "repeat"\n', "queue[0].closed: expected hangup, callback"),

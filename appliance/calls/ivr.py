@@ -108,6 +108,9 @@ class IvrSession:
     def _play_menu(self) -> None:
         assert self.menu is not None
         self._waiting = True
+        if not self.menu.menu:  # menu = "": the greeting says it all, or keys are known by heart
+            self._menu_played()
+            return
         self._play(self.menu.menu, self._menu_played)
 
     def _menu_played(self) -> None:

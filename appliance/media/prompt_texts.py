@@ -1,7 +1,10 @@
 """Default wording of the voice prompts, spoken by espeak-ng until the owner records their own."""
 from __future__ import annotations
 
-__all__ = ["TEXTS", "LOOPED", "NAMES"]
+import difflib
+import re
+
+__all__ = ["TEXTS", "LOOPED", "NAMES", "is_prompt_name", "near_miss"]
 
 TEXTS: dict[str, str] = {
     "greeting": "Thank you for calling. Your call is important to us.",
@@ -39,3 +42,20 @@ TEXTS: dict[str, str] = {
 LOOPED: frozenset[str] = frozenset({"hold_music"})
 
 NAMES: frozenset[str] = frozenset(TEXTS) | LOOPED
+
+# The owner's own prompts (a second menu's words, say) take any such name: text under [prompts],
+# or a recording set with `switchboard prompt set NAME FILE`.
+_CUSTOM = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def is_prompt_name(name: object) -> bool:
+    """Whether name is a prompt the box knows or a valid name for an owner's own prompt."""
+    return isinstance(name, str) and (name in NAMES or _CUSTOM.fullmatch(name) is not None)
+
+
+def near_miss(name: str) -> str | None:
+    """The box's prompt that `name`, not one of them, is most likely a typo of (greting: greeting), if any."""
+    if name in NAMES:
+        return None
+    close = difflib.get_close_matches(name, NAMES, 1, 0.8)
+    return close[0] if close else None

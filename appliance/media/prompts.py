@@ -175,14 +175,13 @@ class PromptLibrary:
 
     def __init__(self, directory: Path, voice: str = "en", generator: Generator = espeak,
                  defaults: Path | None = DEFAULTS_DIR, texts: Mapping[str, str] | None = None) -> None:
-        unknown = set(texts or ()) - set(prompt_texts.TEXTS)
+        unknown = [name for name in texts or () if not prompt_texts.is_prompt_name(name) or name in prompt_texts.LOOPED]
         if unknown:
-            raise PromptError(f"no spoken default to replace for {', '.join(sorted(unknown))} "
-                              f"(spoken prompts: {', '.join(sorted(prompt_texts.TEXTS))})")
+            raise PromptError(f"not a prompt that can be spoken: {', '.join(sorted(unknown))}")
         self.directory = Path(directory)
         self.voice = voice
         self.texts: dict[str, str] = {**prompt_texts.TEXTS, **(texts or {})}
-        self._reworded = frozenset(n for n, text in self.texts.items() if text != prompt_texts.TEXTS[n])
+        self._reworded = frozenset(n for n, text in self.texts.items() if text != prompt_texts.TEXTS.get(n))
         self._generator = generator
         self._defaults = defaults
         self._cache: dict[str, Prompt] = {}
@@ -235,6 +234,10 @@ class PromptLibrary:
     def set(self, name: str, wav_path: Path | str) -> Prompt:
         """Validate a WAV, store it converted as the owner's version of name and use it from now on."""
         _known(name)
+        typo = prompt_texts.near_miss(name)
+        if typo is not None:
+            raise PromptError(f'unknown prompt "{name}": did you mean {typo}? (your own prompts need a name '
+                              "that is not a letter away from one of the box's)")
         pcm = load_wav(wav_path)
         save_wav(self.directory / f"{name}.wav", pcm)
         prompt = Prompt(name, pcm, tuple(frames(pcm)), loop=name in prompt_texts.LOOPED)
@@ -291,7 +294,8 @@ def _check_spoken(text: str) -> None:
 
 
 def _known(name: str) -> str:
-    """name, if it is a prompt the box knows about."""
-    if name not in prompt_texts.NAMES:
-        raise PromptError(f'unknown prompt "{name}" (known: {", ".join(sorted(prompt_texts.NAMES))})')
+    """name, if it is a prompt the box knows about or a valid name for the owner's own."""
+    if not prompt_texts.is_prompt_name(name):
+        raise PromptError(f'"{name}" is not a prompt name: use one of the box\'s ({", ".join(sorted(prompt_texts.NAMES))})'
+                          " or your own in lower-case letters, digits and _")
     return name
