@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from appliance.calls.ivr import IvrSession
+from appliance.calls.ivr import IvrSession, describe_path
 from appliance.calls.ivr_config import Action, IvrMenu
 from appliance.calls.router import Route
 from appliance.calls.answering import open_channel
@@ -226,5 +226,8 @@ class CallHost:
         self.call.hangup(None)
 
     def path_changed(self, path: list[dict]) -> None:
-        """Store the path so far with the call."""
+        """Store the path so far with the call, and log the caller's latest choice for the installer."""
         self.owner.b2bua.calls.path(self.call.info, path)
+        latest = describe_path(path[-1:])
+        if latest:
+            log.info("call %s: %s", self.call.info.record_id, latest)
