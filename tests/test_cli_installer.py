@@ -108,3 +108,55 @@ def test_prompt_list_play_set_and_reset(tmp_path: Path, capsys) -> None:  # type
     assert main(["prompt", "reset", "support_menu", *flags]) == 0
     assert not (data / "prompts" / "support_menu.wav").exists()
     assert main(["prompt", "reset", "support_menu", *flags]) == 1
+
+
+def test_a_terminal_gets_the_address_the_setup_code_and_the_next_step(tmp_path: Path) -> None:
+    """Issue 14, item 16: the first screen was JSON log lines with http://0.0.0.0:8080/ in them."""
+    import pty
+    import select
+    import signal
+    import time
+
+    from peers import LOCALHOST, free_port, free_rtp_range
+
+    rtp = free_rtp_range()
+    http = free_port(__import__("socket").SOCK_STREAM)
+    parent, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "run", "--data-dir", str(tmp_path / "d"),
+                             "--bind", LOCALHOST, "--sip-port", str(free_port()), "--http-port", str(http),
+                             "--rtp-port-min", str(rtp[0]), "--rtp-port-max", str(rtp[1])],
+                            stdout=child, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    os.close(child)
+    seen = b""
+    deadline = time.monotonic() + 20
+    try:
+        while b"Ctrl-C stops the box" not in seen and time.monotonic() < deadline:
+            if select.select([parent], [], [], 0.5)[0]:
+                seen += os.read(parent, 4096)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        os.close(parent)
+    text = seen.decode(errors="replace")
+    assert f"1. Open http://{LOCALHOST}:{http}/setup in a browser" in text, text
+    assert "2. Enter the setup code " in text and "switchboard provision FILE" in text, text
+
+
+def test_routine_library_chatter_is_kept_for_debugging() -> None:
+    import logging
+
+    from appliance.logs import setup_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging("INFO", "text")
+        assert logging.getLogger("apscheduler").getEffectiveLevel() == logging.WARNING
+        assert logging.getLogger("waitress").getEffectiveLevel() == logging.WARNING
+        setup_logging("DEBUG", "text")
+        assert logging.getLogger("apscheduler").getEffectiveLevel() == logging.DEBUG
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name in ("apscheduler", "waitress"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
