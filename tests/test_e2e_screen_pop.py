@@ -170,3 +170,25 @@ def test_pages_fit_a_phone_screen(office: Office, new_page, path: str) -> None: 
         page.wait_for_selector("#live[data-live='1']")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{path} is {overflow} px wider than a 360 px screen"
+
+
+def test_a_colleagues_call_pops_the_colleague_and_asks_for_no_wrapup(office: Office, new_page) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14, item 6: internal calls got a customer card and a sales wrap-up."""
+    from peers import SCENARIOS, free_media_port, sipp, users_file
+    from queue_office import SECRETS
+
+    office.phones.start("201", answering(office.workdir, "ann_phone", ring_ms=1500, talk_ms=800))
+    page = new_page()
+    sign_in(page, base(office), "ann", PASSWORD)
+    page.wait_for_selector("#live[data-live='1']")
+    csv = users_file(office.workdir, {"202": SECRETS["202"]}, "bob.csv")
+    result = sipp(f"{LOCALHOST}:{office.box.sip_port}", "-sf", str(SCENARIOS / "call_uac_wait_bye.xml"),
+                  "-inf", str(csv), "-s", "201", "-m", "1", "-mp", str(free_media_port()),
+                  "-timeout", "20", "-timeout_error", cwd=office.workdir)
+    assert result.returncode == 0, result.errors
+    page.wait_for_selector("#card[data-state='ended']")
+    assert page.inner_text("#card .who") == "Agent 202"  # the colleague, not a customer
+    assert page.is_hidden("#wrapup")  # no wrap-up unless asked for
+    page.click("#card button:text('Wrap up this call')")
+    page.wait_for_selector("#wrapup:not([hidden])")
+    assert page.inner_text("#wrapup-for").startswith("For the call with Agent 202")
