@@ -228,4 +228,6 @@ def test_a_queue_callback_goes_out_on_the_modem_line(box_factory, modem, workdir
         phones.stop()
     record = wait_for(lambda: [r for r in box.calls() if r["direction"] == "callback" and r["ended_at"]], 15,
                       "the callback's record")[0]
-    assert (record["line"], record["to_number"], record["answered_by"]) == ("gsm", "5550100", "201")
+    # From the customer, to the queue that owed the call; the agent answered.
+    assert (record["line"], record["from_number"], record["to_number"], record["answered_by"]) == \
+        ("gsm", "5550100", "sales", "201")
