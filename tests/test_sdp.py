@@ -25,9 +25,9 @@ a=rtpmap:0 PCMU/8000
 
 BARESIP = crlf("""
 v=0
-o=- 2890410436 1693812345 IN IP4 192.168.1.50
+o=- 2890410436 1693812345 IN IP4 192.0.2.50
 s=-
-c=IN IP4 192.168.1.50
+c=IN IP4 192.0.2.50
 t=0 0
 a=tool:baresip 3.10.1
 m=audio 10476 RTP/AVP 96 0 8 101 102
@@ -41,14 +41,14 @@ a=fmtp:101 0-15
 a=rtpmap:102 telephone-event/8000
 a=fmtp:102 0-15
 a=rtcp-mux
-a=rtcp:10477 IN IP4 192.168.1.50
+a=rtcp:10477 IN IP4 192.0.2.50
 a=sendrecv
 a=label:1
 a=ssrc:1234567 cname:baresip@host
 a=mid:1
 m=video 10478 RTP/AVP 97
 i=camera
-c=IN IP4 192.168.1.51
+c=IN IP4 192.0.2.51
 b=AS:1000
 a=rtpmap:97 H264/90000
 a=fmtp:97 packetization-mode=1
@@ -58,9 +58,9 @@ a=sendrecv
 
 HOLD = crlf("""
 v=0
-o=- 2890410436 1693812346 IN IP4 192.168.1.50
+o=- 2890410436 1693812346 IN IP4 192.0.2.50
 s=-
-c=IN IP4 192.168.1.50
+c=IN IP4 192.0.2.50
 t=0 0
 m=audio 10476 RTP/AVP 0 101
 a=rtpmap:0 PCMU/8000
@@ -72,7 +72,7 @@ a=sendonly
 
 OLD_HOLD = crlf("""
 v=0
-o=alice 1 2 IN IP4 10.0.0.5
+o=alice 1 2 IN IP4 198.51.100.5
 s=call
 c=IN IP4 0.0.0.0
 t=0 0
@@ -118,11 +118,11 @@ def test_baresip_offer_fields():
     assert audio.rtpmap()["96"] == "opus/48000/2"
     assert audio.other_lines == ["b=AS:128"]
     assert ("rtcp-mux", None) in audio.attributes and ("ssrc", "1234567 cname:baresip@host") in audio.attributes
-    assert audio.attribute("rtcp") == "10477 IN IP4 192.168.1.50"
+    assert audio.attribute("rtcp") == "10477 IN IP4 192.0.2.50"
     assert audio.attribute("rtcp-mux") == ""
     assert audio.attribute("nonexistent") is None
-    assert sdp.connection_for(video) == "192.168.1.51"
-    assert video.connection == "IN IP4 192.168.1.51"
+    assert sdp.connection_for(video) == "192.0.2.51"
+    assert video.connection == "IN IP4 192.0.2.51"
     assert video.other_lines == ["i=camera", "b=AS:1000"]
     assert sdp.attributes == [("tool", "baresip 3.10.1")]
 
@@ -251,17 +251,17 @@ def test_anchor_baresip_offer():
     assert video.attributes == [] and video.connection is None and video.other_lines == []
     assert out.attributes == []  # no a=tool of the other phone
     wire = out.to_bytes()
-    assert b"192.168.1.5" not in wire
+    assert b"192.0.2.5" not in wire
     assert parse_sdp(wire) == out
 
 
 def test_anchor_sipp_offer_exact_output():
-    out = anchor(parse_sdp(SIPP), "10.1.1.1", 30000, session_id=5, version=1)
+    out = anchor(parse_sdp(SIPP), "203.0.113.1", 30000, session_id=5, version=1)
     assert out.to_bytes() == crlf("""
 v=0
-o=switchboard 5 1 IN IP4 10.1.1.1
+o=switchboard 5 1 IN IP4 203.0.113.1
 s=-
-c=IN IP4 10.1.1.1
+c=IN IP4 203.0.113.1
 t=0 0
 m=audio 30000 RTP/AVP 0
 a=rtpmap:0 PCMU/8000
@@ -269,7 +269,7 @@ a=rtpmap:0 PCMU/8000
 
 
 def test_anchor_keeps_hold_direction():
-    out = anchor(parse_sdp(HOLD), "10.1.1.1", 30000, session_id=5, version=2)
+    out = anchor(parse_sdp(HOLD), "203.0.113.1", 30000, session_id=5, version=2)
     audio = out.audio()
     assert audio.direction == "sendonly" and out.is_hold(audio)
     assert audio.formats == ["0", "101"]
@@ -277,9 +277,9 @@ def test_anchor_keeps_hold_direction():
 
 
 def test_anchor_turns_zero_address_hold_into_explicit_inactive():
-    out = anchor(parse_sdp(OLD_HOLD), "10.1.1.1", 30000, session_id=5, version=2)
+    out = anchor(parse_sdp(OLD_HOLD), "203.0.113.1", 30000, session_id=5, version=2)
     audio = out.audio()
-    assert out.connection_for(audio) == "10.1.1.1"
+    assert out.connection_for(audio) == "203.0.113.1"
     assert ("inactive", None) in audio.attributes
     assert out.is_hold(audio)
 
@@ -287,8 +287,8 @@ def test_anchor_turns_zero_address_hold_into_explicit_inactive():
 def test_anchor_replaces_media_level_connection_and_sets_session_one():
     body = SIPP.replace(b"c=IN IP4 127.0.0.1\r\n", b"").replace(
         b"m=audio 6000 RTP/AVP 0\r\n", b"m=audio 6000 RTP/AVP 0\r\nc=IN IP4 172.16.0.2\r\n")
-    out = anchor(parse_sdp(body), "10.1.1.1", 30000, session_id=5, version=1)
-    assert out.audio().connection == "IN IP4 10.1.1.1"
+    out = anchor(parse_sdp(body), "203.0.113.1", 30000, session_id=5, version=1)
+    assert out.audio().connection == "IN IP4 203.0.113.1"
     assert [k for k, _ in out.lines] == ["v", "o", "s", "c", "t"]
 
 
@@ -299,7 +299,7 @@ def test_anchor_ipv6_address():
 
 
 def test_anchor_allowed_names_are_case_insensitive_and_dynamic_by_rtpmap():
-    out = anchor(parse_sdp(BARESIP), "10.1.1.1", 30000, session_id=1, version=1, allowed=("OPUS", "Telephone-Event"))
+    out = anchor(parse_sdp(BARESIP), "203.0.113.1", 30000, session_id=1, version=1, allowed=("OPUS", "Telephone-Event"))
     assert out.audio().formats == ["96", "101"]
     assert [v for k, v in out.audio().attributes if k == "fmtp"] == ["96 stereo=1;sprop-stereo=1", "101 0-15"]
 
@@ -307,23 +307,23 @@ def test_anchor_allowed_names_are_case_insensitive_and_dynamic_by_rtpmap():
 def test_anchor_without_allowed_codec_raises():
     opus_only = BARESIP.replace(b"RTP/AVP 96 0 8 101 102", b"RTP/AVP 96 101")
     with pytest.raises(SdpError):
-        anchor(parse_sdp(opus_only), "10.1.1.1", 30000, session_id=1, version=1)
+        anchor(parse_sdp(opus_only), "203.0.113.1", 30000, session_id=1, version=1)
     with pytest.raises(SdpError):
-        anchor(parse_sdp(SIPP), "10.1.1.1", 30000, session_id=1, version=1, allowed=("telephone-event",))
+        anchor(parse_sdp(SIPP), "203.0.113.1", 30000, session_id=1, version=1, allowed=("telephone-event",))
 
 
 def test_anchor_refuses_srtp_and_rejected_only_audio():
     with pytest.raises(SdpError):
-        anchor(parse_sdp(SIPP.replace(b"RTP/AVP", b"RTP/SAVP")), "10.1.1.1", 30000, session_id=1, version=1)
+        anchor(parse_sdp(SIPP.replace(b"RTP/AVP", b"RTP/SAVP")), "203.0.113.1", 30000, session_id=1, version=1)
     with pytest.raises(SdpError):
-        anchor(parse_sdp(SIPP.replace(b"m=audio 6000", b"m=audio 0")), "10.1.1.1", 30000, session_id=1, version=1)
+        anchor(parse_sdp(SIPP.replace(b"m=audio 6000", b"m=audio 0")), "203.0.113.1", 30000, session_id=1, version=1)
 
 
 def test_anchor_picks_first_usable_audio_and_rejects_the_rest():
     body = SIPP.replace(b"m=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
                         b"m=audio 6000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:abc\r\n"
                         b"m=audio 6002 RTP/AVP 8\r\n")
-    out = anchor(parse_sdp(body), "10.1.1.1", 30000, session_id=1, version=1)
+    out = anchor(parse_sdp(body), "203.0.113.1", 30000, session_id=1, version=1)
     assert [(m.port, m.proto, m.formats) for m in out.media] == [
         (0, "RTP/SAVP", ["0"]), (30000, "RTP/AVP", ["8"])]
     assert b"crypto" not in out.to_bytes()
@@ -331,17 +331,17 @@ def test_anchor_picks_first_usable_audio_and_rejects_the_rest():
 
 def test_anchor_drops_session_level_transport_attributes():
     body = SIPP.replace(b"t=0 0\r\n", b"t=0 0\r\na=group:BUNDLE 0\r\na=ice-lite\r\na=recvonly\r\n")
-    out = anchor(parse_sdp(body), "10.1.1.1", 30000, session_id=1, version=1)
+    out = anchor(parse_sdp(body), "203.0.113.1", 30000, session_id=1, version=1)
     assert out.attributes == [("recvonly", None)]
     assert out.direction_of(out.audio()) == "recvonly"
 
 
 def test_media_description_positional_construction_and_serialisation():
-    media = MediaDescription("audio", 5004, "RTP/AVP", ["0"], "IN IP4 10.0.0.1",
+    media = MediaDescription("audio", 5004, "RTP/AVP", ["0"], "IN IP4 203.0.113.2",
                              [("rtpmap", "0 PCMU/8000"), ("sendonly", None)], ["b=AS:64", "i=x"])
-    assert media.lines() == ["m=audio 5004 RTP/AVP 0", "i=x", "c=IN IP4 10.0.0.1", "b=AS:64",
+    assert media.lines() == ["m=audio 5004 RTP/AVP 0", "i=x", "c=IN IP4 203.0.113.2", "b=AS:64",
                              "a=rtpmap:0 PCMU/8000", "a=sendonly"]
-    sdp = SessionDescription([("v", "0"), ("o", "- 1 1 IN IP4 10.0.0.1"), ("s", "-"), ("t", "0 0")], [media])
+    sdp = SessionDescription([("v", "0"), ("o", "- 1 1 IN IP4 203.0.113.2"), ("s", "-"), ("t", "0 0")], [media])
     wire = sdp.to_bytes()
-    assert wire.startswith(b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio")
+    assert wire.startswith(b"v=0\r\no=- 1 1 IN IP4 203.0.113.2\r\ns=-\r\nt=0 0\r\nm=audio")
     assert parse_sdp(wire).to_bytes() == wire

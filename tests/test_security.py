@@ -25,10 +25,10 @@ def make(**kwargs) -> tuple[BanList, Clock]:
 
 def test_ban_starts_exactly_on_the_threshold_failure():
     bans, _ = make()
-    assert [bans.record_failure("10.0.0.9") for _ in range(3)] == [False, False, True]
-    assert bans.is_banned("10.0.0.9")
-    assert not bans.is_banned("10.0.0.10")
-    assert bans.record_failure("10.0.0.9") is False  # already banned: no second start
+    assert [bans.record_failure("198.51.100.9") for _ in range(3)] == [False, False, True]
+    assert bans.is_banned("198.51.100.9")
+    assert not bans.is_banned("198.51.100.10")
+    assert bans.record_failure("198.51.100.9") is False  # already banned: no second start
 
 
 def test_ban_is_logged_once_with_counts(caplog):
@@ -137,15 +137,15 @@ def test_rejects_nonsense_threshold():
 
 def test_a_good_login_on_another_account_does_not_wipe_the_count():
     bans, _ = make()
-    assert bans.record_failure("10.0.0.9", "201") is False
-    assert bans.record_failure("10.0.0.9", "201") is False
-    bans.record_success("10.0.0.9", "202")  # the attacker's own phone, say
-    assert bans.record_failure("10.0.0.9", "201") is True
+    assert bans.record_failure("198.51.100.9", "201") is False
+    assert bans.record_failure("198.51.100.9", "201") is False
+    bans.record_success("198.51.100.9", "202")  # the attacker's own phone, say
+    assert bans.record_failure("198.51.100.9", "201") is True
     bans2, _ = make()
-    bans2.record_failure("10.0.0.8", "201")
-    bans2.record_failure("10.0.0.8", "201")
-    bans2.record_success("10.0.0.8", "201")  # the right password for that account does clear it
-    assert bans2.record_failure("10.0.0.8", "201") is False
+    bans2.record_failure("198.51.100.8", "201")
+    bans2.record_failure("198.51.100.8", "201")
+    bans2.record_success("198.51.100.8", "201")  # the right password for that account does clear it
+    assert bans2.record_failure("198.51.100.8", "201") is False
 
 
 def test_slow_guessing_within_the_hour_is_banned():
@@ -153,25 +153,25 @@ def test_slow_guessing_within_the_hour_is_banned():
     banned = False
     for _minute in range(10):  # 4 guesses a minute
         for _ in range(4):
-            banned = bans.record_failure("10.0.0.9", "201") or banned
+            banned = bans.record_failure("198.51.100.9", "201") or banned
             clock.now += 15
-    assert banned and bans.is_banned("10.0.0.9")
+    assert banned and bans.is_banned("198.51.100.9")
 
 
 def test_many_addresses_on_one_account_are_banned_at_their_first_failure():
     bans, _ = make_hourly(account_failures=20)
-    started = [bans.record_failure(f"10.0.{i // 250}.{i % 250}", "201") for i in range(100)]
+    started = [bans.record_failure(f"198.51.{100 + i // 250}.{i % 250}", "201") for i in range(100)]
     assert not any(started[:20])  # 20 addresses with one guess each: the account is now under attack
     assert all(started[20:]), started
     assert bans.attacked_accounts() == ["201"]
-    assert bans.record_failure("10.9.9.9", "202") is False  # other accounts are judged as before
+    assert bans.record_failure("203.0.113.9", "202") is False  # other accounts are judged as before
 
 
 def test_the_same_wrong_answer_repeated_counts_once():
     bans, _ = make()
     for _ in range(10):  # a retransmitted REGISTER with the same credentials
-        assert bans.record_failure("10.0.0.9", "201", fingerprint="abc") is False
-    assert not bans.is_banned("10.0.0.9")
+        assert bans.record_failure("198.51.100.9", "201", fingerprint="abc") is False
+    assert not bans.is_banned("198.51.100.9")
 
 
 def test_exempt_sources_are_never_banned_nor_blocked():
@@ -186,15 +186,15 @@ def test_bans_are_reported_for_storage_and_restored():
     changes = []
     bans, clock = make(on_change=lambda source, until, reason: changes.append((source, until, reason)))
     for _ in range(3):
-        bans.record_failure("10.0.0.9", "201")
-    assert changes == [("10.0.0.9", clock.now + 600.0, "3 failed authentications")]
+        bans.record_failure("198.51.100.9", "201")
+    assert changes == [("198.51.100.9", clock.now + 600.0, "3 failed authentications")]
     again, _ = make()
-    again.restore("10.0.0.9", clock.now + 300.0, "3 failed authentications")
-    assert again.is_banned("10.0.0.9")
-    again.restore("10.0.0.7", clock.now - 1, "old")
-    assert not again.is_banned("10.0.0.7")
-    bans.unban("10.0.0.9")
-    assert changes[-1] == ("10.0.0.9", None, "lifted")
+    again.restore("198.51.100.9", clock.now + 300.0, "3 failed authentications")
+    assert again.is_banned("198.51.100.9")
+    again.restore("198.51.100.7", clock.now - 1, "old")
+    assert not again.is_banned("198.51.100.7")
+    bans.unban("198.51.100.9")
+    assert changes[-1] == ("198.51.100.9", None, "lifted")
 
 
 def make_hourly(**kwargs) -> tuple[BanList, Clock]:

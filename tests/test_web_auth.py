@@ -263,46 +263,46 @@ def test_throttle_delays_grow_per_user_and_per_address_and_expire() -> None:
     now = [1000.0]
     throttle = LoginThrottle(clock=lambda: now[0])
     for _ in range(4):
-        throttle.failure("10.0.0.1", "ann")
-    assert throttle.blocked("10.0.0.1", "ann") == 0
-    throttle.failure("10.0.0.1", "ann")
-    assert throttle.blocked("10.0.0.9", "ANN") == 30  # the username, from anywhere
-    assert throttle.blocked("10.0.0.1", "bob") == 0
-    throttle.failure("10.0.0.1", "ann")
-    assert throttle.blocked("10.0.0.9", "ann") == 60  # each failure doubles the wait...
+        throttle.failure("198.51.100.1", "ann")
+    assert throttle.blocked("198.51.100.1", "ann") == 0
+    throttle.failure("198.51.100.1", "ann")
+    assert throttle.blocked("198.51.100.9", "ANN") == 30  # the username, from anywhere
+    assert throttle.blocked("198.51.100.1", "bob") == 0
+    throttle.failure("198.51.100.1", "ann")
+    assert throttle.blocked("198.51.100.9", "ann") == 60  # each failure doubles the wait...
     for _ in range(10):
-        throttle.failure("10.0.0.1", "ann")
-    assert throttle.blocked_minutes("10.0.0.9", "ann") == 15  # ...up to 15 minutes
+        throttle.failure("198.51.100.1", "ann")
+    assert throttle.blocked_minutes("198.51.100.9", "ann") == 15  # ...up to 15 minutes
     now[0] += 15 * 60 + 1
-    assert throttle.blocked("10.0.0.9", "ann") == 0
+    assert throttle.blocked("198.51.100.9", "ann") == 0
     # Old failures fall out of the hour's window.
     for _ in range(4):
-        throttle.failure("10.0.0.1", "cleo")
+        throttle.failure("198.51.100.1", "cleo")
     now[0] += 61 * 60
-    throttle.failure("10.0.0.1", "cleo")
+    throttle.failure("198.51.100.1", "cleo")
     assert throttle.blocked(None, "cleo") == 0
     # 20 failures from one address make it wait, whatever the names.
     for i in range(20):
-        throttle.failure("10.0.0.2", f"user{i}")
-    assert throttle.blocked("10.0.0.2", "someone") > 0
-    assert throttle.blocked("10.0.0.3", "someone") == 0
+        throttle.failure("198.51.100.2", f"user{i}")
+    assert throttle.blocked("198.51.100.2", "someone") > 0
+    assert throttle.blocked("198.51.100.3", "someone") == 0
     # A good login clears the name's count and makes the address known-good for that name.
     for _ in range(4):
-        throttle.failure("10.0.0.4", "dan")
-    throttle.success("dan", "10.0.0.4")
+        throttle.failure("198.51.100.4", "dan")
+    throttle.success("dan", "198.51.100.4")
     for _ in range(6):
-        throttle.failure("10.0.0.66", "dan")
-    assert throttle.blocked("10.0.0.66", "dan") > 0
-    assert throttle.blocked("10.0.0.4", "dan") == 0
+        throttle.failure("198.51.100.66", "dan")
+    assert throttle.blocked("198.51.100.66", "dan") > 0
+    assert throttle.blocked("198.51.100.4", "dan") == 0
     # An admin's unlock lifts a wait at once.
     assert throttle.unlock("dan") is True
-    assert throttle.blocked("10.0.0.66", "dan") == 0
+    assert throttle.blocked("198.51.100.66", "dan") == 0
 
 
 def test_throttle_memory_is_bounded() -> None:
     throttle = LoginThrottle(clock=lambda: 0.0, max_entries=100)
     for i in range(1000):
-        throttle.failure(f"10.0.{i // 250}.{i % 250}", f"name{i}")
+        throttle.failure(f"198.51.{100 + i // 250}.{i % 250}", f"name{i}")
     assert len(throttle) <= 101
 
 
