@@ -286,7 +286,7 @@ def test_anchor_turns_zero_address_hold_into_explicit_inactive():
 
 def test_anchor_replaces_media_level_connection_and_sets_session_one():
     body = SIPP.replace(b"c=IN IP4 127.0.0.1\r\n", b"").replace(
-        b"m=audio 6000 RTP/AVP 0\r\n", b"m=audio 6000 RTP/AVP 0\r\nc=IN IP4 172.16.0.2\r\n")
+        b"m=audio 6000 RTP/AVP 0\r\n", b"m=audio 6000 RTP/AVP 0\r\nc=IN IP4 203.0.113.3\r\n")
     out = anchor(parse_sdp(body), "203.0.113.1", 30000, session_id=5, version=1)
     assert out.audio().connection == "IN IP4 203.0.113.1"
     assert [k for k, _ in out.lines] == ["v", "o", "s", "c", "t"]
