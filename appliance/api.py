@@ -60,6 +60,10 @@ class BoxApi:
             return func()
         return asyncio.run_coroutine_threadsafe(run(), self._box.loop).result(timeout)
 
+    def alive(self) -> bool:
+        """Whether the box's loop answers at once (for /healthz: no state read, nothing to leak)."""
+        return bool(self._in_loop(lambda: True))
+
     def status(self) -> dict:
         """Registrations, trunks, calls in progress and the ban list, read inside the loop."""
         box = self._box

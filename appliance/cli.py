@@ -24,7 +24,7 @@ from .local_time import local_time, office_zone, zone_name
 from .logs import setup_logging
 from .store import callbacks, directory, queues, registrations
 from .store.calls import recent_calls
-from .store.db import from_iso, open_database
+from .store.db import open_database
 from .store.ivr import get_hours
 from .store.provision import apply_provisioning
 
@@ -530,7 +530,8 @@ def _customer_add(args: argparse.Namespace) -> int:
 
 
 def _local(iso: str | None) -> str:
-    return "-" if not iso else from_iso(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    """A stored UTC time as local "YYYY-MM-DD HH:MM", or "-"."""
+    return local_time(iso, office_zone(), seconds=False) or "-"
 
 
 def _duration(seconds: float | None) -> str:

@@ -14,8 +14,7 @@ from .media import prompt_texts
 from .media.prompts import DEFAULTS_DIR, PromptError, PromptLibrary, save_wav
 from .store import directory
 from .store.db import open_database
-
-TEXTS_KEY, VOICE_KEY = "prompts.texts", "prompts.voice"  # as provisioning stores them (appliance/box.py)
+from .store.provision import PROMPT_TEXTS, PROMPT_VOICE
 
 
 def add_commands(group, leaf) -> None:  # type: ignore[no-untyped-def]
@@ -39,8 +38,8 @@ def _library(args: argparse.Namespace) -> PromptLibrary:
     voice, texts = settings.prompt_voice, None
     if settings.db_path.exists():
         db = open_database(settings.db_path)
-        voice = directory.get_setting(db, VOICE_KEY) or voice
-        texts = directory.get_setting(db, TEXTS_KEY) or None
+        voice = directory.get_setting(db, PROMPT_VOICE) or voice
+        texts = directory.get_setting(db, PROMPT_TEXTS) or None
     return PromptLibrary(settings.data_dir / "prompts", voice=voice, texts=texts)
 
 

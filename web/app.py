@@ -42,7 +42,7 @@ def create_app(api, testing: bool = False) -> Flask:  # type: ignore[no-untyped-
     def health():  # type: ignore[no-untyped-def]
         # Public, for monitors and the updater: it says only whether the core answers, nothing about calls.
         try:
-            api.status()
+            api.alive()
         except Exception:
             return Response("not ok\n", status=503, mimetype="text/plain")
         return Response("ok\n", mimetype="text/plain")

@@ -477,13 +477,16 @@ class QueueService:
         """Cancel a pending callback (CLI or supervisor page): out of the line and its timer at once."""
         if not store_callbacks.cancel_callback(self.db, callback_id):
             return False
-        if self.engine.entry(callback_id) is not None:
-            self.engine.remove(callback_id)
-        self.scheduler.cancel(callback_id)
+        self._forget_callback(callback_id)
         self.bus.publish("callback.cancelled", callback_id=callback_id, by=by)
         log.info("callback %s cancelled by %s", callback_id, by)
         self.kick()
         return True
+
+    def _forget_callback(self, callback_id: str) -> None:
+        """A callback that will not run: out of the line and off the scheduler."""
+        self.engine.remove(callback_id)
+        self.scheduler.cancel(callback_id)
 
     def default_queue(self) -> str:
         """Where callbacks asked for without a queue go: the first queue by name ("" when there is none)."""
@@ -529,8 +532,7 @@ class QueueService:
         if not decision.allowed:  # checked again at dial time: a stored row may predate the policy
             store_callbacks.refuse(self.db, entry.id, decision.reason)
             self._release(entry, agents, "cancelled")
-            self.engine.remove(entry.id)
-            self.scheduler.cancel(entry.id)
+            self._forget_callback(entry.id)
             self.bus.publish("callback.failed", callback_id=entry.id, number=row["number"], queue=entry.queue,
                              status="refused", attempts=row["attempts"])
             self.kick()

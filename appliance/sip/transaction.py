@@ -84,7 +84,6 @@ class ServerTransaction:
         status = response.status
         if stateless and status >= 200 and not (self.is_invite and status < 300):
             self.layer.transport.send(data, dest)
-            self.state = "completed"
             self.terminate()
             return response
         self.last = data
