@@ -151,3 +151,14 @@ def test_stream_pops_a_ringing_call_for_a_new_tab_and_replays_after_last_event_i
     frames = read_events(again, "agent")
     again.close()
     assert frames == [("agent", {"extension": "201", "state": "paused", "reason": "lunch", "queues": ["sales"]})]
+
+
+def test_an_agent_cannot_tie_a_colleagues_call_to_a_customer(ann, office) -> None:  # type: ignore[no-untyped-def]
+    """Every endpoint checks the object, not only the login: Bob's call is not Ann's to name."""
+    bobs = answered_call(office.db, caller="+12125550177", agent="202")
+    before = store_calls.get_call(office.db, bobs)["customer_id"]
+    refused = post(ann, "/api/customers", {"number": "+12125550177", "name": "Mallory", "call_id": bobs})
+    assert refused.status_code == 400 and "There is no call" in refused.get_json()["error"]
+    assert store_calls.get_call(office.db, bobs)["customer_id"] == before
+    mine = answered_call(office.db, caller="+12125550178", agent="201")
+    assert post(ann, "/api/customers", {"number": "+12125550178", "name": "Dana", "call_id": mine}).status_code in (200, 201)

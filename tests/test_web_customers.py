@@ -532,6 +532,7 @@ def test_quick_create_links_the_call(web_box, agent) -> None:  # type: ignore[no
     db = web_box.db
     call_id = store_calls.start_call(db, sip_call_id="q1", direction="inbound", line="main",
                                      from_number="2025550143", from_name=None, to_number="100")
+    store_calls.mark_answered(db, call_id, "201")  # Ann's call: only her own calls may be tied to a customer
     made = agent.post("/api/customers", json={"number": "2025550143", "name": "Linked", "call_id": call_id},
                       headers={"X-CSRF-Token": token(agent)})
     assert made.status_code == 201

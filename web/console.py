@@ -67,7 +67,7 @@ def state():  # type: ignore[no-untyped-def]
 def card(call_id: str):  # type: ignore[no-untyped-def]
     """The screen-pop card of a call, as the signed-in agent sees it: only calls they took part in."""
     user = current_user() or {}
-    if not may_read_call(db(), user, call_id, _rang_at(call_id)):
+    if not may_read_call(db(), user, call_id, rang_at(call_id)):
         return jsonify({"error": "no such call"}), 404  # the same answer as an unknown id: no probing
     found = build_card(db(), call_id, api().crm_settings(), _extension())
     if found is None:
@@ -75,7 +75,7 @@ def card(call_id: str):  # type: ignore[no-untyped-def]
     return jsonify(found)
 
 
-def _rang_at(call_id: str) -> list[str]:
+def rang_at(call_id: str) -> list[str]:
     """Extensions the call rang at, from the bus's recent events (a ringing call has no record of it yet)."""
     return [e.data.get("extension") for e in api().bus.since(0, "call.ringing")
             if e.topic == "call.ringing" and e.data.get("call_id") == call_id]

@@ -19,10 +19,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BuildError
 
 from appliance.crm import csv_io, history, phones
+from appliance.crm.access import may_read_call
 from appliance.store import calls as store_calls
 from appliance.store import customers as store
 
 from .auth import current_user, roles_required
+from .console import rang_at
 from .core import api, db
 
 log = logging.getLogger("switchboard.web")
@@ -406,7 +408,9 @@ def quick_create():  # type: ignore[no-untyped-def]
         return _json_error(f"{_show_phone(e164)} already belongs to {_label(owner)}.", 409,
                            id=owner["id"], name=owner.get("name") or "", segment=owner.get("segment") or "")
 
-    if values["call_id"] and store_calls.get_call(db(), values["call_id"]) is None:
+    if values["call_id"] and (store_calls.get_call(db(), values["call_id"]) is None or not may_read_call(
+            db(), current_user() or {}, values["call_id"], rang_at(values["call_id"]))):
+        # Only a call of the user's own may be tied to a customer: others are answered like unknown ones.
         return _json_error(f"There is no call {values['call_id']!r}.")
     owner = store.customer_by_phone(db(), e164)
     if owner is not None and not owner.get("name") and not owner.get("company"):
