@@ -29,8 +29,10 @@ from .media.ports import PortAllocator
 from .media.prompts import PromptError, PromptLibrary
 from .media.relay import MediaEngine
 from .netinfo import primary_address
-from .sip.b2bua import B2BUA, TrunkPeer
-from .sip.core import KNOWN_METHODS, SipCore
+from .calls.b2bua import B2BUA
+from .calls.inbound import InboundCalls
+from .sip.core import KNOWN_METHODS, RequestAuthenticator, SipCore
+from .sip.targets import TrunkPeer
 from .sip.digest import DigestAuthenticator, NonceManager
 from .sip.endpoint import LocalEndpoint
 from .sip.registrar import Binding, LocationService, Registrar, RegistrarPolicy
@@ -139,24 +141,24 @@ class Box:
         layer = TransactionLayer(loop, self.transport, tu=None, methods=KNOWN_METHODS)  # type: ignore[arg-type]
         self.layer = layer
         allocator = self.media.allocator
+        recording = RecordingPolicy(s.data_dir, s.record_calls, loop.time)
         self.b2bua = B2BUA(loop, layer, self.endpoint, self.location, self.call_log, self.media,
-                           ring_timeout=lambda: s.ring_timeout,
+                           ring_timeout=lambda: s.ring_timeout, recording=recording,
                            max_unconfirmed=lambda: max(1, int(allocator.capacity // 2 * s.unanswered_media_share)))
         self.prompts = PromptLibrary(s.data_dir / "prompts",
                                      voice=directory.get_setting(db, PROMPT_VOICE_KEY) or s.prompt_voice,
                                      texts=_stored_texts(directory.get_setting(db, PROMPT_TEXTS_KEY)))
-        self.b2bua.recording = RecordingPolicy(s.data_dir, s.record_calls, loop.time)
-        self.ivr = IvrDestination(loop, self.b2bua, db, self.prompts, self.b2bua.recording,
+        self.ivr = IvrDestination(loop, self.b2bua, db, self.prompts, recording,
                                   ringback_region=s.ringback, dtmf_inband=s.dtmf_inband)
-        self.b2bua.destinations["ivr"] = self.ivr
+        self.b2bua.add_destination("ivr", self.ivr)
         self.policy = OutboundPolicy(self._policy_settings, lambda: self.crm.settings().region,
                                      s.international_prefixes)
         self.queues = QueueService(loop, self.b2bua, db, self.prompts, self.bus, self.call_log, self.ivr,
                                    trunk_by_name=self._trunk_by_name, policy=self.policy, ringback_region=s.ringback,
                                    dtmf_inband=s.dtmf_inband,
                                    line_names=lambda: [t["name"] for t in directory.list_trunks(db)] + list(self.lines))
-        self.b2bua.destinations["queue"] = self.queues
-        self.b2bua.destinations["feature"] = self.queues.feature
+        self.b2bua.add_destination("queue", self.queues)
+        self.b2bua.add_destination("feature", self.queues.feature)
         self.ivr.queue = self.queues.join
         self.ivr.callbacks = self.queues.callback_from_ivr
         dial_plan = DialPlan(lambda number: directory.get_extension(db, number),
@@ -165,12 +167,14 @@ class Box:
         self.click_to_call = ClickToCall(self.b2bua, self.call_log, db, dial_plan, self._trunk_by_name,
                                          lambda: self.crm.settings().region, s.international_prefixes[0],
                                          s.ringback, trunks=lambda: directory.list_trunks(db) + self._line_rows())
-        self.core = SipCore(authenticator=auth, bans=self.bans, registrar=registrar, b2bua=self.b2bua,
-                            on_registered=self.transport.mark_registered,
-                            max_calls=lambda: s.max_calls_per_extension,
-                            dial_plan=dial_plan, call_log=self.call_log, bus=self.bus,
-                            extension=lambda number: directory.get_extension(db, number),
-                            trunk_for=self._trunk_for, trunk_by_name=self._trunk_by_name)
+        request_auth = RequestAuthenticator(
+            auth, self.bans, on_ban=lambda source, user: self.bus.publish("security.ban", source=source, user=user))
+        inbound = InboundCalls(auth=request_auth, b2bua=self.b2bua, dial_plan=dial_plan, call_log=self.call_log,
+                               extension=lambda number: directory.get_extension(db, number),
+                               trunk_for=self._trunk_for, trunk_by_name=self._trunk_by_name,
+                               max_calls=lambda: s.max_calls_per_extension)
+        self.core = SipCore(auth=request_auth, registrar=registrar, invites=inbound,
+                            on_registered=self.transport.mark_registered)
         layer.tu = self.core
         self.transport.handler = layer.handle
         layer.start()

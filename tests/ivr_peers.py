@@ -1,6 +1,7 @@
 """Peers for IVR tests: SIPp callers that press keys with the shipped RFC 4733 pcaps, and prompt seeding."""
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import tempfile
@@ -126,8 +127,13 @@ def seed_prompts(data_dir: Path) -> None:
     from appliance.media.prompts import PromptLibrary
 
     generated = _PROMPT_CACHE / "generated"
-    if not generated.is_dir() or not any(generated.iterdir()):
-        PromptLibrary(_PROMPT_CACHE).preload()
+    _PROMPT_CACHE.mkdir(parents=True, exist_ok=True)
+    # Test workers run in parallel (pytest-xdist): one renders the cache, the others wait for it.
+    with open(_PROMPT_CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (_PROMPT_CACHE / ".complete").exists():
+            PromptLibrary(_PROMPT_CACHE).preload()
+            (_PROMPT_CACHE / ".complete").touch()
     target = data_dir / "prompts" / "generated"
     target.mkdir(parents=True, exist_ok=True)
     for wav in generated.glob("*.wav"):

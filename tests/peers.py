@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -36,11 +37,21 @@ def free_port(kind: int = socket.SOCK_DGRAM, even: bool = False) -> int:
 
 
 _rtp_blocks = iter(range(10**6))
+RTP_BLOCKS = 30  # 20000-31999: below Linux's ephemeral range (32768+), where free_port() picks
+
+
+def worker_slot() -> tuple[int, int]:
+    """(this test worker's index, how many workers run): (0, 1) without pytest-xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return int(name.removeprefix("gw") or 0) % max(count, 1), max(count, 1)
 
 
 def free_rtp_range(size: int = 400) -> tuple[int, int]:
-    """An even block of ports for the box's RTP, below Linux's ephemeral range (32768+)."""
-    block = (os.getpid() + next(_rtp_blocks)) % 30
+    """An even block of ports for the box's RTP, never one another test worker uses at the same time."""
+    index, count = worker_slot()
+    per_worker = RTP_BLOCKS // count
+    block = index * per_worker + next(_rtp_blocks) % per_worker
     base = 20000 + block * size
     return base, base + size - 2
 
@@ -69,8 +80,20 @@ class RunningBox:
         return json.loads(result.stdout)
 
     def calls(self) -> list[dict]:
-        """Call records, newest first."""
-        return self.cli_json("calls", "--limit", "500")  # type: ignore[return-value]
+        """Call records, newest first, as `switchboard calls --json` prints them.
+
+        Read from the box's SQLite file directly (WAL lets a reader in beside the box): polling
+        through the CLI started a fresh interpreter each time. test_calls_listing.py covers the CLI.
+        """
+        from sqlite_utils import Database
+
+        from appliance.store.calls import recent_calls
+
+        connection = sqlite3.connect(self.data_dir / "switchboard.db", timeout=5)
+        try:
+            return json.loads(json.dumps(recent_calls(Database(connection), 500)))
+        finally:
+            connection.close()
 
     def wait_for_calls(self, count: int, ended: bool = True, timeout: float = 10.0) -> list[dict]:
         """Wait until at least count call records exist (and have ended)."""
@@ -105,14 +128,16 @@ class RunningBox:
 
 
 def start_box(data_dir: Path, provision: str | None = None, *extra: str, sip_port: int | None = None,
-              timeout: float = 15.0) -> RunningBox:
-    """Start the box on 127.0.0.1 with fresh ports and wait for its banner."""
+              timeout: float = 15.0, web: bool = False) -> RunningBox:
+    """Start the box on 127.0.0.1 with fresh ports and wait for its banner; web=True also serves the web pages."""
     data_dir.mkdir(parents=True, exist_ok=True)
     from ivr_peers import seed_prompts
 
     seed_prompts(data_dir)
     sip_port = sip_port or free_port()
-    http_port = free_port(socket.SOCK_STREAM)
+    # Most tests never open a page: without the web the box starts and stops faster (no Flask import,
+    # no waitress thread to wind down).
+    http_port = free_port(socket.SOCK_STREAM) if web else 0
     rtp = free_rtp_range()
     args = [sys.executable, "-m", "appliance.cli", "run", "--data-dir", str(data_dir), "--bind", LOCALHOST,
             "--sip-port", str(sip_port), "--http-port", str(http_port), "--rtp-port-min", str(rtp[0]),

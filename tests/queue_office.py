@@ -87,10 +87,11 @@ class Office:
     """A running box with a sales queue, its trunk ports and its agents' phones."""
 
     def __init__(self, box_factory, workdir: Path, queue: str, hours: str = "",  # type: ignore[no-untyped-def]
-                 customers: str = "", name: str = "box", last_inbound: str = "queue:sales") -> None:
+                 customers: str = "", name: str = "box", last_inbound: str = "queue:sales",
+                 web: bool = False) -> None:
         self.ports = [free_port() for _ in range(TRUNKS)]
         self.text = provision(self.ports, queue, hours, customers, last_inbound)
-        self.box: RunningBox = box_factory(self.text, name=name)
+        self.box: RunningBox = box_factory(self.text, name=name, web=web)
         self.workdir = workdir
         self.phones = AgentPhones(self.box, workdir, SECRETS)
         self.customers: list[Uas] = []

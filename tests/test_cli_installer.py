@@ -62,9 +62,9 @@ def test_admin_create_without_a_terminal_points_to_password_stdin(tmp_path: Path
 
 def test_the_banner_names_an_address_a_browser_can_open_or_says_the_web_is_off(box_factory) -> None:  # type: ignore[no-untyped-def]
     """Issue 14, items 16 and 23."""
-    off = box_factory(PROVISION, "--http-port", "0", name="no-web")
+    off = box_factory(PROVISION, name="no-web")
     assert "web off" in off.banner and ":0/" not in off.banner, off.banner
-    on = box_factory(PROVISION, name="web")
+    on = box_factory(PROVISION, name="web", web=True)
     assert f"web http://127.0.0.1:{on.http_port}/" in on.banner, on.banner
 
 

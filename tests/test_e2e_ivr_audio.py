@@ -29,7 +29,7 @@ from peers import (LOCALHOST, RunningBox, SipPhone, free_port, new_id, sdp_body,
                    start_baresip, wait_registered)
 
 # baresip, SIPp, sox and espeak-ng are installed by scripts/test; a missing one fails the tests.
-pytestmark = pytest.mark.peers
+pytestmark = [pytest.mark.peers, pytest.mark.realtime]  # audio checked against time: run alone
 
 SECRETS = {"201": "s3cret-201", "202": "s3cret-202"}
 RATE = 8000

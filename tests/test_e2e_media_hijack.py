@@ -25,6 +25,8 @@ from peers import LOCALHOST, SipPhone, invite_with_auth, new_id, sdp_audio, sdp_
 from appliance.media.g711 import ulaw_decode as decode_ulaw
 from appliance.media.g711 import ulaw_encode as encode_ulaw
 
+pytestmark = pytest.mark.realtime  # audio checked against time: scripts/test runs it alone
+
 ATTACKER = "127.0.0.2"
 FRAMES = 60  # 20 ms frames each phone sends: 1.2 s of audio
 

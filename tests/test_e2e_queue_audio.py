@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from audio_match import ncc_peak
 from peers import LOCALHOST, SipPhone, new_id, sdp_body
 from queue_office import SECRETS, Office, queue_table
@@ -19,6 +20,8 @@ from queue_peers import answering
 from appliance.media.g711 import ulaw_decode, ulaw_encode
 from appliance.media.hold_music import default_hold_music
 from appliance.media.prompts import PromptLibrary
+
+pytestmark = pytest.mark.realtime  # audio checked against time: scripts/test runs it alone
 
 
 def listen(office: Office, seconds: float) -> np.ndarray:

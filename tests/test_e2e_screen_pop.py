@@ -16,7 +16,7 @@ CALLER = "+12125550123"
 @pytest.fixture
 def office(office_factory) -> Office:  # type: ignore[no-untyped-def]
     """Queue sales (ring-all) with agent 201 logged in, web users ann (agent 201), sam (supervisor) and an admin."""
-    made = office_factory(queue_table(strategy="ring-all", members=["201"], ring_timeout=8))
+    made = office_factory(queue_table(strategy="ring-all", members=["201"], ring_timeout=8), web=True)
     add_user(made.box, "root", "admin")  # until an admin exists every page leads to the setup form
     add_user(made.box, "ann", "agent", "201")
     add_user(made.box, "sam", "supervisor")

@@ -55,7 +55,7 @@ def still_open(socks: list[socket.socket], wait: float = 0.3) -> list[socket.soc
 
 def test_idle_connections_are_capped_timed_out_and_cost_the_office_nothing(box_factory, tmp_path: Path) -> None:
     box_settings(tmp_path / "tcp", tcp_max_per_source=PER_SOURCE, tcp_max_connections=TOTAL, tcp_idle_timeout=IDLE)
-    box = box_factory(provision(), name="tcp")
+    box = box_factory(provision(), name="tcp", web=True)
     held: list[socket.socket] = []
     try:
         one = connect_many(box.sip_port, "127.0.0.8", 30)

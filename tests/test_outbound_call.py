@@ -23,7 +23,7 @@ from peers import (SCENARIOS, free_media_port, free_port, register, sdp_audio,
 from appliance.media.channel import MediaChannel
 from appliance.media.prompts import Prompt, frames
 from appliance.media.tones import tone_pcm
-from appliance.sip.outbound import OutboundCall
+from appliance.calls.outbound_call import OutboundCall
 from appliance.store import calls as store_calls
 
 AGENT, AGENT_SECRET = "201", "s3cret-201"

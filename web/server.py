@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from waitress import wasyncore
 from waitress.server import create_server
 
 log = logging.getLogger("switchboard.web")
@@ -32,6 +33,11 @@ class WebServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving."""
-        self._server.close()
-        self._thread.join(2)
+        """Stop serving: at once, not at the next tick of waitress's one-second poll."""
+        server = self._server
+        if self._thread.is_alive():
+            # Closing the sockets from the loop's own thread empties its map, so run() returns now.
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
+            self._thread.join(2)
+        server.close()
+        server.task_dispatcher.shutdown(timeout=2)  # type: ignore[union-attr]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from appliance.media.channel import DigitCallback, MediaChannel
-from appliance.sip.b2bua import Call
+from appliance.calls.bridge import Call
 from appliance.sip.sdp_local import MediaChoice
 
 __all__ = ["open_channel"]

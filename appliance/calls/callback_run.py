@@ -12,7 +12,7 @@ from appliance.calls.speech import Spoken
 from appliance.media.channel import MediaChannel
 from appliance.media.prompts import Prompt, digits_for_speech
 from appliance.media.tones import ringback
-from appliance.sip.outbound import OutboundCall
+from appliance.calls.outbound_call import OutboundCall
 
 if TYPE_CHECKING:
     from appliance.calls.queue_service import QueueService

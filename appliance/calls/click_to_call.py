@@ -10,8 +10,9 @@ import phonenumbers
 from ..crm.phones import normalise as to_e164
 from ..media.channel import MediaChannel
 from ..media.tones import busy_tone, ringback
-from ..sip.b2bua import B2BUA, TrunkPeer
-from ..sip.outbound import OutboundCall, Target
+from ..sip.targets import TrunkPeer
+from .b2bua import B2BUA
+from .outbound_call import OutboundCall, Target
 from ..store import directory
 from .records import CallLog
 from .router import DialPlan, Route

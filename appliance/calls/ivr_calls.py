@@ -15,7 +15,8 @@ from appliance.media.channel import MediaChannel
 from appliance.media.prompts import PromptError, PromptLibrary
 from appliance.calls.recording import RecordingPolicy
 from appliance.media.tones import ringback
-from appliance.sip.b2bua import B2BUA, Call
+from appliance.calls.b2bua import B2BUA
+from appliance.calls.bridge import Call
 from appliance.sip.sdp_local import MediaChoice
 from appliance.store import directory
 from appliance.store import ivr as store_ivr

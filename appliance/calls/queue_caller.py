@@ -12,7 +12,7 @@ from appliance.calls.queue_config import QueueConfig
 from appliance.calls.speech import Part, Spoken, key_words
 from appliance.media.prompts import Prompt, digits_for_speech
 from appliance.media.tones import ringback
-from appliance.sip.b2bua import Call
+from appliance.calls.bridge import Call
 
 if TYPE_CHECKING:
     from appliance.calls.queue_service import QueueService

@@ -22,7 +22,9 @@ from appliance.calls.records import CallInfo, CallLog
 from appliance.calls.router import FEATURE_CODES, Route
 from appliance.calls.speech import Speech
 from appliance.media.prompts import Prompt, PromptError, PromptLibrary
-from appliance.sip.b2bua import B2BUA, Call, TrunkPeer
+from appliance.calls.b2bua import B2BUA
+from appliance.calls.bridge import Call
+from appliance.sip.targets import TrunkPeer
 from appliance.sip.sdp_local import MediaChoice
 from appliance.sip.transport import Peer
 from appliance.store import callbacks as store_callbacks

@@ -12,7 +12,7 @@ from hw.modem.line import LineEvent, ModemLine
 from ..bus import EventBus
 from ..sip import sdp as sdp_mod
 from ..sip import sdp_local
-from ..sip.b2bua import TrunkPeer
+from ..sip.targets import TrunkPeer
 from ..sip.transport import Peer
 from .gateway_ua import GatewayUa, LineCall
 from .modem_config import ModemConfig

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..bus import EventBus
-from .b2bua import TrunkPeer
+from .targets import TrunkPeer
 from .dialog import new_tag
 from .digest import build_authorization
 from .endpoint import LocalEndpoint

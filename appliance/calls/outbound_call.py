@@ -6,24 +6,27 @@ import logging
 import random
 from collections.abc import Callable
 
-from ..calls.records import CallInfo, disposition_for
+from typing import TYPE_CHECKING
+
 from ..media.channel import MediaChannel
 from ..media.ports import PortsExhausted
 from ..media.relay import Relay
-from . import sdp as sdp_mod
-from . import sdp_local
-from .b2bua import ALLOW, B2BUA, Fork, Leg, TrunkPeer, UacCall, final_status
-from .headers import quote
-from .message import Response
-from .transaction import ServerTransaction
-from .transport import Peer
+from ..sip import sdp as sdp_mod
+from ..sip import sdp_local
+from ..sip.headers import quote
+from ..sip.invite_session import ALLOW, ClientInvite, InviteSession
+from ..sip.message import Response
+from ..sip.targets import Target, TrunkPeer
+from ..sip.transaction import ServerTransaction
+from .legs import Leg, PlacingCall
+from .records import CallInfo, disposition_for
+
+if TYPE_CHECKING:
+    from .b2bua import B2BUA
 
 __all__ = ["OutboundCall", "Target"]
 
-log = logging.getLogger("switchboard.sip.outbound")
-
-Target = tuple[str, Peer, str, TrunkPeer | None]
-"""(request URI, where to send, label, trunk): the same shape as the B2BUA's targets."""
+log = logging.getLogger("switchboard.calls.outbound")
 
 _RINGING = ("agent_ringing", "customer_ringing")
 
@@ -32,28 +35,30 @@ def _no_digit(digit: str, how: str) -> None:
     """Digits the agent presses before anyone asks for them (the glue may set a handler)."""
 
 
-class OutboundCall(UacCall):
+class OutboundCall(PlacingCall):
     """A call the box places itself: an agent's phone first, then a customer, bridged on answer."""
 
     def __init__(self, b2bua: B2BUA, info: CallInfo) -> None:
+        super().__init__()
         self.b2bua = b2bua
         self.info = info
         self.state = "new"  # new → agent_ringing → agent_up → customer_ringing → bridged → ended
         self.channel: MediaChannel | None = None
         self.on_ended: list[Callable[[str], None]] = []
         self.relay: Relay | None = None
-        self.forks: list[Fork] = []
-        self.dialog_keys: set[tuple[str, str]] = set()
         self.agent: Leg | None = None
         self.customer: Leg | None = None
         self.customer_status: int | None = None  # why the last customer dial failed, for the record
         self.timed_out = False
-        self.ring_timer: asyncio.TimerHandle | None = None
         self._sdp_sessions = {"a": random.randrange(1, 2**31), "b": random.randrange(1, 2**31)}
         self._on_failed: Callable[[int], None] = lambda status: None
         self._on_agent: Callable[[MediaChannel], None] = lambda channel: None
         self._on_customer: Callable[[], None] = lambda: None
         self._on_customer_ringing: Callable[[], None] | None = None
+
+    def legs(self) -> tuple[Leg | None, ...]:
+        """The agent's leg and the customer's, once each is up."""
+        return (self.agent, self.customer)
 
     # --- placing the two calls ----------------------------------------------------
     def ring_agent(self, targets: list[Target], timeout: float,
@@ -117,18 +122,14 @@ class OutboundCall(UacCall):
 
     def _ring(self, targets: list[Target], body: bytes, timeout: float,
               addresses: Callable[[str, TrunkPeer | None], tuple[str, str]], media_side: str) -> None:
-        self.forks = []
+        self.forks.clear()
         self.timed_out = False
         self._send_forks(targets, body, 70, addresses, media_side)
         self.ring_timer = self.b2bua.loop.call_later(timeout, self._ring_timeout)
 
     # --- responses from the forks -------------------------------------------------
-    def _fork_provisional(self, fork: Fork, response: Response) -> None:
-        fork.provisional = True
-        if fork.cancel_pending:
-            self._send_cancel(fork)
-            return
-        if self.state not in _RINGING or response.status == 100 or not self._is_current(fork):
+    def _fork_provisional(self, fork: ClientInvite, response: Response) -> None:
+        if self.state not in _RINGING or response.status == 100 or fork not in self.forks:
             return
         if self.state == "agent_ringing":
             self.b2bua.calls.ringing(self.info, fork.label)
@@ -136,40 +137,31 @@ class OutboundCall(UacCall):
             on_ringing, self._on_customer_ringing = self._on_customer_ringing, None
             on_ringing()
 
-    def _fork_answered(self, fork: Fork, response: Response) -> None:
-        dialog = fork.dialog
-        if fork.final == 0:
-            dialog.confirm_uac(response)
-        fork.final = response.status
-        if any(leg is not None and leg.dialog is dialog for leg in (self.agent, self.customer)):
-            self._ack_fork(fork)  # a retransmitted 2xx: ACK it again
-            return
-        if self.state not in _RINGING or not self._is_current(fork):  # answered too late
-            self._ack_fork(fork)
-            self._send_bye(Leg(dialog, "a", fork.label))
+    def _fork_answered(self, fork: ClientInvite, response: Response) -> None:
+        if self.state not in _RINGING or fork not in self.forks:  # answered too late
+            fork.hang_up_late()
             return
         self._cancel_ring_timer()
-        for other in self.forks:
-            if other is not fork and other.final == 0:
-                self._cancel_fork(other)
-        self._ack_fork(fork)
+        self.forks.cancel(keep=fork)
+        fork.ack()
+        fork.listener = self
         if self.state == "agent_ringing":
             self._agent_answered(fork, response)
         else:
             self._customer_answered(fork, response)
 
-    def _agent_answered(self, fork: Fork, response: Response) -> None:
+    def _agent_answered(self, fork: ClientInvite, response: Response) -> None:
         """The agent's phone answered: the box's channel takes leg A."""
         assert self.relay is not None
         try:
             choice = sdp_local.choose(sdp_mod.parse_sdp(response.body or b""))
         except sdp_mod.SdpError as exc:
             log.info("callback %s: %s answered without usable SDP: %s", self.info.record_id, fork.label, exc)
-            self._send_bye(Leg(fork.dialog, "a", fork.label))
+            fork.bye()
             self._ring_failed(488)
             return
-        self.agent = Leg(fork.dialog, "a", fork.label, self._sdp_sessions["a"], sdp_version=1)
-        self._index(fork.dialog.key, self.agent)
+        self.agent = Leg(fork, "a", fork.label, self._sdp_sessions["a"], sdp_version=1)
+        self._index(fork.key, self.agent)
         if choice.host is not None and choice.port:
             self.relay.set_remote("a", choice.host, choice.port)
         self.channel = MediaChannel(self.b2bua.loop, self.relay, "a", choice.codec, choice.payload_type,
@@ -179,18 +171,18 @@ class OutboundCall(UacCall):
         self.b2bua.calls.answered(self.info, fork.label)
         self._on_agent(self.channel)
 
-    def _customer_answered(self, fork: Fork, response: Response) -> None:
+    def _customer_answered(self, fork: ClientInvite, response: Response) -> None:
         """The customer answered: splice them into the agent's stream."""
         assert self.relay is not None and self.channel is not None and self.agent is not None
         try:
             choice = sdp_local.choose(sdp_mod.parse_sdp(response.body or b""), prefer=(self.channel.codec.name,))
         except sdp_mod.SdpError as exc:
             log.info("callback %s: %s answered without usable SDP: %s", self.info.record_id, fork.label, exc)
-            self._send_bye(Leg(fork.dialog, "b", fork.label))
+            fork.bye()
             self._ring_failed(488)
             return
-        self.customer = Leg(fork.dialog, "b", fork.label, self._sdp_sessions["b"], sdp_version=1)
-        self._index(fork.dialog.key, self.customer)
+        self.customer = Leg(fork, "b", fork.label, self._sdp_sessions["b"], sdp_version=1)
+        self._index(fork.key, self.customer)
         if choice.host is not None and choice.port:
             self.relay.set_remote("b", choice.host, choice.port)
         self.state = "bridged"
@@ -199,9 +191,9 @@ class OutboundCall(UacCall):
         self.b2bua.calls.connected(self.info, self.agent.label)
         self._on_customer()
 
-    def _fork_failed(self) -> None:
-        if self.state in _RINGING and all(f.final for f in self.forks):
-            self._ring_failed(final_status(self.forks))
+    def _fork_failed(self, fork: ClientInvite, status: int) -> None:
+        if self.state in _RINGING and fork in self.forks and not self.forks.pending():
+            self._ring_failed(self.forks.final_status())
 
     def _ring_timeout(self) -> None:
         """Nobody answered in time: CANCEL the forks and give up on them now."""
@@ -224,28 +216,30 @@ class OutboundCall(UacCall):
             self._on_failed(status)
 
     def _cancel_forks(self) -> None:
-        for fork in self.forks:
-            if fork.final == 0:
-                self._cancel_fork(fork)
+        self.forks.cancel()
 
-    # --- in-dialog requests ---------------------------------------------------------
-    def on_request(self, txn: ServerTransaction, leg: Leg) -> None:
-        """A request inside the agent's or the customer's dialog."""
-        if not self._accept_in_dialog(txn, leg):
-            return
-        request = txn.request
-        method = request.method
-        if method == "BYE":
-            txn.respond(200)
+    # --- in-dialog requests (the sessions' listener) -----------------------------------
+    def on_bye(self, session: InviteSession) -> None:
+        """The agent or the customer hung up."""
+        leg = self.leg_of(session)
+        if leg is not None:
             self._hung_up(leg)
-        elif method == "INVITE":
+
+    def on_reinvite(self, session: InviteSession, txn: ServerTransaction) -> None:
+        """A re-INVITE from the agent or the customer."""
+        leg = self.leg_of(session)
+        if leg is None:
+            txn.respond(481)
+        else:
             self._reinvite(txn, leg)
-        elif method == "OPTIONS":
-            txn.respond(200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
-        elif method == "INFO" or (method == "UPDATE" and not request.body):
+
+    def on_in_dialog(self, session: InviteSession, txn: ServerTransaction) -> None:
+        """INFO and UPDATE without SDP are fine; an SDP offer in UPDATE is not (the media stays)."""
+        method = txn.request.method
+        if method == "INFO" or (method == "UPDATE" and not txn.request.body):
             txn.respond(200)
         elif method == "UPDATE":
-            txn.respond(488)  # an SDP offer in UPDATE: the box keeps its media as it is
+            txn.respond(488)
         else:
             txn.respond(405, extra=[("Allow", ALLOW)])
 
@@ -271,8 +265,7 @@ class OutboundCall(UacCall):
             if choice.host is not None and choice.port:
                 relay.set_remote(leg.relay_side, choice.host, choice.port)  # type: ignore[arg-type]
             body = sdp_local.local_answer(choice, host, port, leg.sdp_session, leg.next_sdp_version())
-        extra = [("Contact", self.b2bua.endpoint.contact("switchboard", txn.peer.transport)),
-                 ("Content-Type", "application/sdp")]
+        extra = [("Contact", self.b2bua.ua.contact(txn.peer.transport)), ("Content-Type", "application/sdp")]
         txn.respond(200, extra=extra, body=body)
 
     # --- ending -----------------------------------------------------------------------
@@ -282,7 +275,7 @@ class OutboundCall(UacCall):
             self._cancel_forks()
         other = self.customer if leg is self.agent else self.agent
         if other is not None:
-            self._send_bye(other)
+            other.session.bye()
         self._release("answered", self.customer_status, leg.label)
         self._ended("agent" if leg is self.agent else "customer")
 
@@ -294,7 +287,7 @@ class OutboundCall(UacCall):
             self._cancel_forks()
         for leg in (self.agent, self.customer):
             if leg is not None:
-                self._send_bye(leg)
+                leg.session.bye()
         if self.agent is None:
             self._release("cancelled", 487, "box")
         else:
