@@ -110,7 +110,7 @@ def test_a_scheduled_callback_waits_for_its_time(office: Office, workdir: Path) 
 
 def test_pending_callbacks_survive_kill_9_and_each_runs_once(workdir: Path) -> None:
     # Not the shared fixture: that one insists every box it started exits cleanly, and this one is killed.
-    office = Office(lambda text, name: start_box(workdir.parent / name, text), workdir,
+    office = Office(lambda text, name, **kwargs: start_box(workdir.parent / name, text, **kwargs), workdir,
                     queue_table(members=["201"], callback_attempts=2, callback_retry=5, ring_timeout=4))
     office.login("201")
     office.cli_ok("agent", "pause", "201", "--reason", "setting up")

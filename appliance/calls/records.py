@@ -7,6 +7,7 @@ from typing import Protocol
 
 from ..bus import EventBus
 from ..store import calls as store_calls
+from ..store.db import transaction
 
 log = logging.getLogger("switchboard.calls")
 
@@ -147,13 +148,15 @@ class CallLog:
             disposition = "answered"
         elif info.answered:
             disposition = box_disposition(info, hangup_by)
-        if info.ivr_path:
-            store_calls.set_ivr_path(self.db, info.record_id, info.ivr_path)
-        store_calls.finish_call(self.db, info.record_id, disposition, sip_status=sip_status, hangup_by=hangup_by)
+        # One transaction: a reader (the web, the CLI) never sees an ended record without its path and notes.
+        with transaction(self.db):
+            if info.ivr_path:
+                store_calls.set_ivr_path(self.db, info.record_id, info.ivr_path)
+            store_calls.finish_call(self.db, info.record_id, disposition, sip_status=sip_status, hangup_by=hangup_by)
+            if info.extra:
+                store_calls.update_extra(self.db, info.record_id, **info.extra)
         log.info("call %s: ended, %s%s, hung up by %s", info.record_id, disposition,
                  f" ({sip_status})" if sip_status else "", hangup_by or "nobody")
-        if info.extra:
-            store_calls.update_extra(self.db, info.record_id, **info.extra)
         self.bus.publish("call.ended", disposition=disposition, sip_status=sip_status,
                          hangup_by=hangup_by, **info.event_data())
         if info.customer_id is not None and self.customers is not None:
