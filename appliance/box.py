@@ -43,10 +43,11 @@ from .sip.uri import UriError, parse_sip_uri
 from .status_leds import StatusLedPolicy
 from .store import calls as store_calls
 from .store import directory, registrations
-from .store import ivr as store_ivr
+from .calls import ivr_definitions as store_ivr
 from .store import queues as store_queues
+from .calls import queue_definitions
 from .store.db import Checkpointer, open_database, transaction
-from .store.provision import ALLOW_INTERNATIONAL, SECURITY_POLICY, apply_provisioning
+from .provisioning import ALLOW_INTERNATIONAL, SECURITY_POLICY, apply_provisioning
 from .lines.modem_config import SETTINGS_KEY as MODEM_SETTINGS
 from .lines.modem_config import ModemConfig
 
@@ -288,7 +289,7 @@ class Box:
             log.error("cannot prepare the voice prompts: %s", exc)
 
     def _queue_by_number(self, number: str) -> str | None:
-        queue = store_queues.queue_by_number(self.db, number)
+        queue = queue_definitions.queue_by_number(self.db, number)
         return queue.name if queue is not None else None
 
     def _control(self, command: str, args: dict) -> dict:

@@ -23,10 +23,12 @@ from .control import SOCKET_NAME, control_request
 from .local_time import local_time, office_zone, zone_name
 from .logs import setup_logging
 from .store import callbacks, directory, queues, registrations
+from .calls import queue_definitions
+from .crm import customer_store
 from .store.calls import recent_calls
 from .store.db import open_database
-from .store.ivr import get_hours
-from .store.provision import apply_provisioning
+from .calls.ivr_definitions import get_hours
+from .provisioning import apply_provisioning
 
 PHONE = re.compile(r"\+?[0-9]{2,20}")
 
@@ -318,11 +320,11 @@ def _agent(args: argparse.Namespace) -> int:
     action, ext = args.agent_command, args.extension
     if directory.get_extension(db, ext) is None:
         raise UsageError(f'no extension "{ext}"')
-    member_of = [q.name for q in queues.list_queues(db) if q.member(ext)]
+    member_of = [q.name for q in queue_definitions.list_queues(db) if q.member(ext)]
     logged_in = [q for e, q in queues.logins(db) if e == ext]
     name = getattr(args, "queue", None)
     if name is not None:
-        if queues.get_queue(db, name) is None:
+        if queue_definitions.get_queue(db, name) is None:
             raise UsageError(f'no queue "{name}"')
         # Logging out of a queue one has left the membership of must still work.
         if name not in member_of and not (action == "logout" and name in logged_in):
@@ -365,7 +367,7 @@ def _agent_line(ext: str, reply: dict) -> str:
 
 def _queue_status(args: argparse.Namespace) -> int:
     db, sock = _open(args)
-    if args.name is not None and queues.get_queue(db, args.name) is None:
+    if args.name is not None and queue_definitions.get_queue(db, args.name) is None:
         raise UsageError(f'no queue "{args.name}"')
     reply = control_request(sock, "queue_status", queue=args.name)
     if reply is None:
@@ -391,7 +393,7 @@ def _stored_status(db: Database, name: str | None) -> dict:
     midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     answered = queues.answered_counts(db, midnight)
     result = []
-    for cfg in queues.list_queues(db):
+    for cfg in queue_definitions.list_queues(db):
         if name is not None and cfg.name != name:
             continue
         hours = get_hours(db, cfg.hours) if cfg.hours else None
@@ -428,7 +430,7 @@ def _print_queue(queue: dict) -> None:
 
 def _queue_stats(args: argparse.Namespace) -> int:
     db, _ = _open(args)
-    defined = {q.name: q for q in queues.list_queues(db)}
+    defined = {q.name: q for q in queue_definitions.list_queues(db)}
     if args.name is not None and args.name not in defined:
         raise UsageError(f'no queue "{args.name}"')
     since = None
@@ -475,7 +477,7 @@ def _callback_add(args: argparse.Namespace) -> int:
     if not PHONE.fullmatch(args.number):
         raise UsageError(f"expected a number of digits with an optional leading +, got {args.number!r}")
     db, sock = _open(args, create=True)
-    if queues.get_queue(db, args.queue) is None:
+    if queue_definitions.get_queue(db, args.queue) is None:
         raise UsageError(f'no queue "{args.queue}"')
     now = datetime.now().astimezone()
     at = now if args.at is None else _parse_at(args.at, now)
@@ -524,7 +526,7 @@ def _customer_add(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"\+?[0-9][0-9 ().-]*", args.phone) or len(re.sub(r"\D", "", args.phone)) < 2:
         raise UsageError(f"expected a phone number (digits, an optional leading +), got {args.phone!r}")
     db, _ = _open(args, create=True)
-    customer_id = queues.upsert_customer(db, args.phone, args.name, args.segment)
+    customer_id = customer_store.upsert_customer(db, args.phone, args.name, args.segment)
     print(f"customer {customer_id}: {args.phone} ({args.segment})")
     return 0
 

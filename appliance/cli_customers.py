@@ -11,7 +11,7 @@ from .cli_support import UsageError, open_store, print_table
 from .crm.csv_io import export_customers, import_customers
 from .crm.phones import display
 from .crm.settings import CrmError, load_crm_settings
-from .store.customers import count_customers, list_customers, search_customers
+from .crm.customer_store import count_customers, list_customers, search_customers
 
 Group = Callable[[str, str], argparse._SubParsersAction]
 Leaf = Callable[..., argparse.ArgumentParser]

@@ -14,7 +14,7 @@ from .media import prompt_texts
 from .media.prompts import DEFAULTS_DIR, PromptError, PromptLibrary, save_wav
 from .store import directory
 from .store.db import open_database
-from .store.provision import PROMPT_TEXTS, PROMPT_VOICE
+from .provisioning import PROMPT_TEXTS, PROMPT_VOICE
 
 
 def add_commands(group, leaf) -> None:  # type: ignore[no-untyped-def]

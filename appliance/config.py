@@ -24,6 +24,7 @@ from appliance.calls.outbound_policy import CALLBACK_POLICIES
 from appliance.crm.settings import RULE_SEGMENTS, CrmSettings, SegmentRule
 from appliance.lines.modem_config import DIALECTS, ModemConfig
 from appliance.media import prompt_texts
+from appliance.store.users import WEAK_SECRETS
 
 SETTINGS_FILE = "switchboard.toml"
 SYSTEM_DATA_DIR = Path("/var/lib/switchboard")
@@ -37,14 +38,6 @@ RINGBACKS = ("eu", "us", "uk")
 DTMF_INBAND = ("auto", "always", "never")
 LED_PIN_FACTORIES = ("auto", "mock", "native", "lgpio", "rpigpio", "pigpio")
 MAX_PROMPT_TEXT = 1000
-WEAK_SECRETS = frozenset(
-    {
-        "password", "password1", "passw0rd", "12345678", "123456789", "1234567890",
-        "87654321", "qwertyui", "qwerty123", "qwertyuiop", "azertyui", "letmein1",
-        "iloveyou", "changeme", "changeit", "secret12", "welcome1", "switchboard",
-        "abc12345", "admin123", "trustno1",
-    }
-)
 
 
 class ConfigError(ValueError):

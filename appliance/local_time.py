@@ -1,10 +1,8 @@
 """The office's time zone: UTC is stored, local time is what a person reads ([box] timezone)."""
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
-
-from .calls.hours import zone
-from .store.db import from_iso
+from datetime import datetime, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def office_zone(name: str = "") -> tzinfo:
@@ -26,3 +24,19 @@ def local_time(value: str | None, tz: tzinfo, seconds: bool = True) -> str:
     if not value:
         return ""
     return from_iso(value).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone called name; ValueError if this system does not know it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f'unknown time zone {name!r}: expected an IANA name such as "Europe/Paris"') from None
+
+
+def from_iso(text: str) -> datetime:
+    """Parse a stored timestamp back into an aware UTC datetime."""
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)

@@ -181,7 +181,7 @@ def is_known(index: int, calls: int, known: int) -> bool:
 def seed_store(data_dir: Path, numbers: list[str], known: int, seed: int) -> int:
     """The web users and the known customers with their past; returns how many customers were made."""
     from appliance.store import calls as store_calls
-    from appliance.store import customers as store_customers
+    from appliance.crm import customer_store as store_customers
     from appliance.store import users as store_users
     from appliance.store import wrapups as store_wrapups
     from appliance.store.db import open_database

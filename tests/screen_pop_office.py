@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from appliance.store import calls as store_calls
-from appliance.store import customers as store_customers
+from appliance.crm import customer_store as store_customers
 from appliance.store import users as store_users
 from appliance.store import wrapups as store_wrapups
 from appliance.store.db import open_database

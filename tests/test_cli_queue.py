@@ -18,6 +18,8 @@ from office_text import ANN_AND_BOB
 from appliance import cli
 from appliance.control import SOCKET_NAME, ControlServer
 from appliance.store import callbacks, queues
+from appliance.calls import queue_definitions
+from appliance.crm import customer_store
 from appliance.store.db import from_iso, open_database
 
 OFFICE = ANN_AND_BOB + """
@@ -292,9 +294,9 @@ def test_callback_and_customer_refusals(data, capsys, args, message):
 def test_customer_add_sets_the_segment(data, capsys):
     code, out, _ = run(capsys, data, "customer", "add", "+44 7700 900123", "--name", "Ann", "--segment", "vip")
     assert code == 0 and "(vip)" in out
-    assert queues.customer_segment(store(data), "447700900123") == "vip"
+    assert customer_store.customer_segment(store(data), "447700900123") == "vip"
     run(capsys, data, "customer", "add", "447700900123", "--segment", "regular")
-    assert queues.customer_segment(store(data), "+44 7700 900123") == "regular"
+    assert customer_store.customer_segment(store(data), "+44 7700 900123") == "regular"
 
 
 def test_provision_reloads_a_running_box(data, box, tmp_path, capsys):

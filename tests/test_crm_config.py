@@ -6,7 +6,7 @@ import pytest
 from appliance.config import ConfigError, load_provisioning
 from appliance.crm.settings import CrmSettings, SegmentRule, load_crm_settings
 from appliance.store.db import open_database
-from appliance.store.provision import apply_provisioning
+from appliance.provisioning import apply_provisioning
 from office_text import ANN_AND_BOB
 
 CRM = """

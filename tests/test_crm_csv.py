@@ -9,7 +9,7 @@ import pytest
 from appliance.cli_customers import add_commands
 from appliance.crm.csv_io import COLUMNS, export_customers, import_customers
 from appliance.crm.settings import CrmError, CrmSettings
-from appliance.store.customers import all_customers, count_customers, create_customer, customer_by_phone, get_customer
+from appliance.crm.customer_store import all_customers, count_customers, create_customer, customer_by_phone, get_customer
 from appliance.store.db import open_database
 from appliance.store.directory import set_setting
 

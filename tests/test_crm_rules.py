@@ -13,8 +13,10 @@ from appliance.crm.segments import computed_segment, effective_segment
 from appliance.crm.settings import MOODS, CrmError, CrmSettings, SegmentRule
 from appliance.crm.wrapup import callback_time, record_wrapup
 from appliance.store import queues
+from appliance.calls import queue_definitions
+from appliance.crm import customer_store
 from appliance.store.calls import finish_call, mark_answered, set_ivr_path, start_call
-from appliance.store.customers import create_customer, get_customer, refresh_segment, set_call_customer
+from appliance.crm.customer_store import create_customer, get_customer, refresh_segment, set_call_customer
 from appliance.store.db import open_database, to_iso
 from appliance.store.directory import upsert_extension
 from appliance.store.wrapups import save_wrapup
@@ -95,10 +97,10 @@ def test_refresh_segment_counts_the_customers_calls(db):
 
 def test_vip_routing_sees_the_effective_segment(db):
     ann = _customer(db)
-    assert queues.customer_segment(db, "+33612345678") == "new"
-    from appliance.store.customers import update_customer
+    assert customer_store.customer_segment(db, "+33612345678") == "new"
+    from appliance.crm.customer_store import update_customer
     update_customer(db, ann, region=FR, segment_override="vip")
-    assert queues.customer_segment(db, "+33612345678") == "vip"
+    assert customer_store.customer_segment(db, "+33612345678") == "vip"
 
 
 # --- expected handling and history ---
@@ -123,7 +125,7 @@ def test_expected_handling_customer_then_segment(db):
 
 def test_customer_calls_newest_first_with_wrapups_ivr_and_queue(db):
     now = _now()
-    queues.save_queue(db, QueueConfig("sales", number="600", members=(Member("201"),)))
+    queue_definitions.save_queue(db, QueueConfig("sales", number="600", members=(Member("201"),)))
     ann = _customer(db)
     oldest = _call(db, ann, now - timedelta(days=3), 120)
     middle = _call(db, ann, now - timedelta(days=2), None)
@@ -277,7 +279,7 @@ def test_open_alerts_and_acknowledge(db):
 
 def test_card_for_a_known_customer(db):
     now = _now()
-    queues.save_queue(db, QueueConfig("sales", number="600", members=(Member("201"),)))
+    queue_definitions.save_queue(db, QueueConfig("sales", number="600", members=(Member("201"),)))
     ann = _customer(db, segment_override="vip")
     _history(db, ann, [["calm"], ["calm"], ["angry"]], now)
     call = _call(db, ann, now - timedelta(seconds=30), None, end=False)

@@ -6,8 +6,10 @@ import pytest
 from appliance.crm.phones import display, normalise
 from appliance.crm.settings import CrmSettings, SegmentRule, load_crm_settings
 from appliance.store import queues
+from appliance.calls import queue_definitions
+from appliance.crm import customer_store
 from appliance.store.calls import get_call, start_call
-from appliance.store.customers import (
+from appliance.crm.customer_store import (
     CustomerError,
     add_phones,
     caller_customer,
@@ -217,20 +219,20 @@ def test_wrapup_save_replace_and_callback(db):
 
 def test_queues_customer_segment_and_upsert(db):
     set_setting(db, "crm", CrmSettings(region="GB").to_dict())
-    vip = queues.upsert_customer(db, "+44 7700 900123", "Ann", "vip")
-    assert queues.customer_segment(db, "07700 900123") == "vip"
-    assert queues.customer_segment(db, "447700900123") == "vip"
-    assert queues.customer_segment(db, "07700 900124") is None
-    assert queues.customer_segment(db, "anonymous") is None
-    assert queues.upsert_customer(db, "07700900123", segment="regular") == vip
+    vip = customer_store.upsert_customer(db, "+44 7700 900123", "Ann", "vip")
+    assert customer_store.customer_segment(db, "07700 900123") == "vip"
+    assert customer_store.customer_segment(db, "447700900123") == "vip"
+    assert customer_store.customer_segment(db, "07700 900124") is None
+    assert customer_store.customer_segment(db, "anonymous") is None
+    assert customer_store.upsert_customer(db, "07700900123", segment="regular") == vip
     c = get_customer(db, vip)
     assert c["name"] == "Ann" and c["segment_override"] == "regular"
-    assert queues.upsert_customer(db, "07700900123", "Annie") == vip  # "new": back to the rules
+    assert customer_store.upsert_customer(db, "07700900123", "Annie") == vip  # "new": back to the rules
     c = get_customer(db, vip)
     assert c["name"] == "Annie" and c["segment_override"] is None and c["segment"] == "new"
-    assert queues.customer_segment(db, "+447700900123") == "new"
+    assert customer_store.customer_segment(db, "+447700900123") == "new"
     with pytest.raises(ValueError, match="unknown segment"):
-        queues.upsert_customer(db, "07700900123", segment="gold")
+        customer_store.upsert_customer(db, "07700900123", segment="gold")
     with pytest.raises(ValueError, match="not a phone number"):
-        queues.upsert_customer(db, "call me")
+        customer_store.upsert_customer(db, "call me")
     assert queues.SEGMENTS == ("new", "occasional", "regular", "vip")

@@ -11,7 +11,7 @@ from conftest import PROVISION
 from live_box import LiveBox
 from peers import LOCALHOST, SipPhone, free_port, new_id, sdp_body, free_media_port
 
-from appliance.store import customers
+from appliance.crm import customer_store as customers
 
 QUEUE = """
 [[queue]]

@@ -7,9 +7,11 @@ import pytest
 from appliance.calls.hours import BusinessHours
 from appliance.calls.ivr_config import Action, IvrMenu
 from appliance.config import ConfigError, ExtensionConfig, Provisioning, TrunkConfig, load_provisioning
-from appliance.store import directory, ivr, provision
+from appliance import provisioning as provision
+from appliance.calls import ivr_definitions as ivr
+from appliance.store import directory
 from appliance.store.db import open_database
-from appliance.store.provision import apply_provisioning
+from appliance.provisioning import apply_provisioning
 from office_text import ANN_AND_BOB
 
 EXAMPLE = ANN_AND_BOB + """allow_international = true

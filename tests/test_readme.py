@@ -11,7 +11,7 @@ import pytest
 from appliance.cli import _parser, main
 from appliance.config import load_provisioning
 from appliance.store.db import open_database
-from appliance.store.provision import apply_provisioning
+from appliance.provisioning import apply_provisioning
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TEXT = README.read_text()

@@ -9,7 +9,8 @@ import pytest
 
 from appliance.calls.hours import BusinessHours, parse_day
 from appliance.calls.ivr_config import Action, IvrMenu
-from appliance.store import callbacks, calls, directory, ivr, migrations
+from appliance.calls import ivr_definitions as ivr
+from appliance.store import callbacks, calls, directory, migrations
 from appliance.store.db import open_database
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)

@@ -11,8 +11,10 @@ from appliance.calls.ivr_config import Action
 from appliance.calls.queue_config import Member, QueueConfig
 from appliance.config import load_provisioning
 from appliance.store import callbacks, directory, migrations, queues
+from appliance.calls import queue_definitions
+from appliance.crm import customer_store
 from appliance.store.db import open_database
-from appliance.store.provision import apply_provisioning
+from appliance.provisioning import apply_provisioning
 
 T0 = 1_780_000_000.0  # epoch seconds, as the engine records them
 
@@ -82,30 +84,30 @@ def test_schema_constraints(db):
 
 
 def test_save_get_list_delete(db):
-    assert queues.save_queue(db, SALES) == "added"
-    assert queues.save_queue(db, SALES) == "unchanged"
-    assert queues.get_queue(db, "sales") == SALES
-    assert queues.queue_by_number(db, "600") == SALES
-    assert queues.queue_by_number(db, "601") is None
+    assert queue_definitions.save_queue(db, SALES) == "added"
+    assert queue_definitions.save_queue(db, SALES) == "unchanged"
+    assert queue_definitions.get_queue(db, "sales") == SALES
+    assert queue_definitions.queue_by_number(db, "600") == SALES
+    assert queue_definitions.queue_by_number(db, "601") is None
     changed = QueueConfig("sales", number="601", members=SALES.members)
-    assert queues.save_queue(db, changed) == "updated"
-    assert queues.queue_by_number(db, "601") == changed and queues.queue_by_number(db, "600") is None
-    queues.save_queue(db, QueueConfig("alpha"), source="web")
-    assert [q.name for q in queues.list_queues(db)] == ["alpha", "sales"]
-    assert queues.delete_queue(db, "sales") is True
-    assert queues.delete_queue(db, "sales") is False
-    assert queues.get_queue(db, "sales") is None
+    assert queue_definitions.save_queue(db, changed) == "updated"
+    assert queue_definitions.queue_by_number(db, "601") == changed and queue_definitions.queue_by_number(db, "600") is None
+    queue_definitions.save_queue(db, QueueConfig("alpha"), source="web")
+    assert [q.name for q in queue_definitions.list_queues(db)] == ["alpha", "sales"]
+    assert queue_definitions.delete_queue(db, "sales") is True
+    assert queue_definitions.delete_queue(db, "sales") is False
+    assert queue_definitions.get_queue(db, "sales") is None
 
 
 def test_number_clash_between_queues_is_refused(db):
-    queues.save_queue(db, SALES)
+    queue_definitions.save_queue(db, SALES)
     with pytest.raises(ValueError, match='queue number 600 is already used by queue "sales"'):
-        queues.save_queue(db, QueueConfig("support", number="600"))
-    assert queues.get_queue(db, "support") is None
+        queue_definitions.save_queue(db, QueueConfig("support", number="600"))
+    assert queue_definitions.get_queue(db, "support") is None
 
 
 def test_logins_and_pauses(db):
-    queues.save_queue(db, SALES)
+    queue_definitions.save_queue(db, SALES)
     queues.set_login(db, "202", "sales", True)
     queues.set_login(db, "201", "sales", True)
     queues.set_login(db, "201", "sales", True)  # twice is once
@@ -123,12 +125,12 @@ def test_logins_and_pauses(db):
 
 
 def test_logins_follow_membership_and_queue_removal(db):
-    queues.save_queue(db, SALES)
+    queue_definitions.save_queue(db, SALES)
     queues.set_login(db, "201", "sales", True)
     queues.set_login(db, "202", "sales", True)
-    queues.save_queue(db, QueueConfig("sales", number="600", members=(Member("201"),)))
+    queue_definitions.save_queue(db, QueueConfig("sales", number="600", members=(Member("201"),)))
     assert queues.logins(db) == [("201", "sales")]
-    queues.delete_queue(db, "sales")
+    queue_definitions.delete_queue(db, "sales")
     assert queues.logins(db) == []
 
 
@@ -180,21 +182,21 @@ def test_record_offer(db):
 
 
 def test_customer_segment_exact_then_digits(db):
-    vip = queues.upsert_customer(db, "+44 7700 900123", "Ann", "vip")
-    queues.upsert_customer(db, "0612345678", segment="regular")
-    assert queues.customer_segment(db, "+44 7700 900123") == "vip"
-    assert queues.customer_segment(db, "447700900123") == "vip"
-    assert queues.customer_segment(db, "+447700900123") == "vip"
-    assert queues.customer_segment(db, "06 12 34 56 78") == "regular"
-    assert queues.customer_segment(db, "4477009001") is None
-    assert queues.customer_segment(db, "anonymous") is None
+    vip = customer_store.upsert_customer(db, "+44 7700 900123", "Ann", "vip")
+    customer_store.upsert_customer(db, "0612345678", segment="regular")
+    assert customer_store.customer_segment(db, "+44 7700 900123") == "vip"
+    assert customer_store.customer_segment(db, "447700900123") == "vip"
+    assert customer_store.customer_segment(db, "+447700900123") == "vip"
+    assert customer_store.customer_segment(db, "06 12 34 56 78") == "regular"
+    assert customer_store.customer_segment(db, "4477009001") is None
+    assert customer_store.customer_segment(db, "anonymous") is None
     # the same number in another spelling updates the customer, keeping the name
-    assert queues.upsert_customer(db, "447700900123", segment="occasional") == vip
+    assert customer_store.upsert_customer(db, "447700900123", segment="occasional") == vip
     row = db.execute("SELECT p.phone, c.name, c.segment_override FROM customers c JOIN customer_phones p "
                      "ON p.customer_id = c.id WHERE c.id = ?", [vip]).fetchone()
     assert row == ("+447700900123", "Ann", "occasional")
     with pytest.raises(ValueError, match="unknown segment"):
-        queues.upsert_customer(db, "0611", segment="gold")
+        customer_store.upsert_customer(db, "0611", segment="gold")
 
 
 # --- statistics ---
@@ -214,7 +216,7 @@ def _entry(db, queue: str, entered: float, *, answered: float | None = None, end
 
 
 def test_queue_stats(db):
-    queues.save_queue(db, SALES)
+    queue_definitions.save_queue(db, SALES)
     _entry(db, "sales", 0, answered=10, ended=70)     # wait 10, talk 60
     _entry(db, "sales", 0, answered=40, ended=160)    # wait 40 (> 30 s level), talk 120
     _entry(db, "sales", 0, answered=25)               # wait 25, still talking
@@ -302,10 +304,10 @@ members = ["202"]
 def test_provisioning_syncs_queues(tmp_path, db):
     path = tmp_path / "provision.toml"
     path.write_text(FILE)
-    queues.save_queue(db, QueueConfig("web-made", number="699"), source="web")
+    queue_definitions.save_queue(db, QueueConfig("web-made", number="699"), source="web")
     summary = apply_provisioning(db, load_provisioning(path), "switchboard")
     assert summary["queues"] == {"added": 2, "updated": 0, "removed": 0, "unchanged": 0}
-    assert queues.get_queue(db, "sales").member("202") == Member("202", 2)
+    assert queue_definitions.get_queue(db, "sales").member("202") == Member("202", 2)
     again = apply_provisioning(db, load_provisioning(path), "switchboard")
     assert again["queues"] == {"added": 0, "updated": 0, "removed": 0, "unchanged": 2}
 
@@ -315,8 +317,8 @@ def test_provisioning_syncs_queues(tmp_path, db):
                     .replace('[[queue]]\nname = "support"\nnumber = "600"\nmembers = ["202"]\n', ""))
     summary = apply_provisioning(db, load_provisioning(path), "switchboard")
     assert summary["queues"] == {"added": 0, "updated": 1, "removed": 1, "unchanged": 0}
-    assert queues.queue_by_number(db, "601").name == "sales"
-    assert [q.name for q in queues.list_queues(db)] == ["sales", "web-made"]
+    assert queue_definitions.queue_by_number(db, "601").name == "sales"
+    assert [q.name for q in queue_definitions.list_queues(db)] == ["sales", "web-made"]
     assert queues.logins(db) == []
     assert directory.get_extension(db, "202") is not None
 
@@ -335,5 +337,5 @@ def test_migration_5_moves_version_4_customers_and_keeps_their_segments(tmp_path
     rows = db.execute("SELECT c.id, c.name, c.segment, c.segment_override, p.phone FROM customers c "
                       "JOIN customer_phones p ON p.customer_id = c.id ORDER BY c.id").fetchall()
     assert rows == [(7, "Ann", "vip", "vip", "+447700900123"), (8, "", "new", None, "0612345678")]
-    assert queues.customer_segment(db, "+44 7700 900123") == "vip"
+    assert customer_store.customer_segment(db, "+44 7700 900123") == "vip"
     db.close()

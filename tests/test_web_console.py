@@ -11,7 +11,7 @@ from live_box import LiveBox
 from web_client import csrf_from, login, make_user
 
 from appliance.store import calls as store_calls
-from appliance.store import customers as store_customers
+from appliance.crm import customer_store as store_customers
 from appliance.store.db import db_lock
 from web.app import create_app
 

@@ -14,7 +14,7 @@ from web_client import csrf_from, login, make_user
 
 from appliance.crm.phones import display
 from appliance.store import calls as store_calls
-from appliance.store import customers
+from appliance.crm import customer_store as customers
 from appliance.store.wrapups import save_wrapup
 
 FR_PROVISION = """

@@ -21,7 +21,7 @@ from werkzeug.routing import BuildError
 from appliance.crm import csv_io, history, phones
 from appliance.crm.access import may_read_call
 from appliance.store import calls as store_calls
-from appliance.store import customers as store
+from appliance.crm import customer_store as store
 
 from .auth import current_user, roles_required
 from .console import rang_at

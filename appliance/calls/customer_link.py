@@ -8,7 +8,7 @@ import time
 from ..bus import EventBus
 from ..crm.alerts import raise_repeat_alert
 from ..crm.settings import CrmSettings, load_crm_settings
-from ..store import customers as store_customers
+from ..crm import customer_store as store_customers
 from .records import CallInfo
 
 log = logging.getLogger("switchboard.crm")

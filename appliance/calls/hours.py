@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from itertools import pairwise
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from appliance.local_time import zone
 
 __all__ = [
     "DAY_NAMES", "END_OF_DAY", "BusinessHours",
@@ -85,14 +86,6 @@ def parse_holiday(text: str) -> str:
     except ValueError:
         raise ValueError(f'"{text}" is not a real date') from None
     return text
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA time zone called name; ValueError if this system does not know it."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f'unknown time zone {name!r}: expected an IANA name such as "Europe/Paris"') from None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from appliance.calls.hours import BusinessHours
 from appliance.calls.ivr_config import Action, IvrMenu
+from appliance.crm.ivr_text import describe_path
 
 __all__ = ["IvrSession", "IvrHost", "MAX_MENU_VISITS", "describe_path"]
 
@@ -247,14 +248,3 @@ class IvrSession:
 def _describe(action: Action) -> str:
     """Words for an action without a label: "extension 202", "queue sales"."""
     return f"{action.kind} {action.target}".strip()
-
-
-def describe_path(path: list[dict]) -> str:
-    """The caller's choices in words for people: "pressed 2: billing; pressed 1: extension 201"."""
-    parts = []
-    for step in path:
-        if "action" in step and "key" in step:
-            parts.append(f"pressed {step['key']}: {step.get('label') or step['action']}")
-        elif step.get("event") in ("closed", "fallback"):
-            parts.append("out of hours" if step["event"] == "closed" else f"no choice: {step.get('action', '')}")
-    return "; ".join(parts)

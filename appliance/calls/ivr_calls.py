@@ -19,7 +19,7 @@ from appliance.calls.b2bua import B2BUA
 from appliance.calls.bridge import Call
 from appliance.sip.sdp_local import MediaChoice
 from appliance.store import directory
-from appliance.store import ivr as store_ivr
+from appliance.calls import ivr_definitions as store_ivr
 
 __all__ = ["IvrDestination", "CallHost"]
 

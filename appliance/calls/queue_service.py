@@ -30,8 +30,10 @@ from appliance.sip.transport import Peer
 from appliance.store import callbacks as store_callbacks
 from appliance.store import calls as store_calls
 from appliance.store import directory
-from appliance.store import ivr as store_ivr
+from appliance.calls import ivr_definitions as store_ivr
 from appliance.store import queues as store_queues
+from appliance.calls import queue_definitions
+from appliance.crm import customer_store
 from appliance.store.db import from_iso
 
 __all__ = ["QueueService"]
@@ -125,7 +127,7 @@ class QueueService:
 
     def reload(self) -> None:
         """Re-read queues, logins, pauses and callbacks from the store (provisioning or the CLI changed them)."""
-        self.engine.configure({cfg.name: cfg for cfg in store_queues.list_queues(self.db)})
+        self.engine.configure({cfg.name: cfg for cfg in queue_definitions.list_queues(self.db)})
         self._hours.clear()
         wanted = set(store_queues.logins(self.db))
         for agent in list(self.engine.agents.values()):
@@ -758,7 +760,7 @@ class QueueService:
         return hit[1]
 
     def _is_vip(self, number: str) -> bool:
-        return bool(number) and store_queues.customer_segment(self.db, number) == "vip"
+        return bool(number) and customer_store.customer_segment(self.db, number) == "vip"
 
     def status(self, queue: str | None = None) -> dict:
         """Live state for `switchboard queue status`."""

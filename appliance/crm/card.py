@@ -6,13 +6,13 @@ import time
 
 from sqlite_utils import Database
 
-from appliance.calls.ivr import describe_path
+from appliance.crm.ivr_text import describe_path
 from appliance.crm.alerts import card_alerts
 from appliance.crm.history import customer_calls, expected_handling, queue_entries, wait_seconds
 from appliance.crm.phones import display
 from appliance.crm.settings import MOODS, CrmSettings
 from appliance.store.calls import get_call
-from appliance.store.customers import get_customer
+from appliance.crm.customer_store import get_customer
 from appliance.store.directory import get_extension
 
 CALLER_IS_FROM = ("inbound", "callback", "internal")  # outbound calls: the customer is the one dialled

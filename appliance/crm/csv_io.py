@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlite_utils import Database
 
 from appliance.crm.settings import CrmError
-from appliance.store.customers import (
+from appliance.crm.customer_store import (
     SEGMENTS,
     CustomerError,
     add_phones,

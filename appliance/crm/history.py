@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlite_utils import Database
 
-from appliance.calls.ivr import describe_path
+from appliance.crm.ivr_text import describe_path
 from appliance.store.db import db_lock, from_iso, to_iso
 
 SAMPLE = 200  # calls behind an expected handling time

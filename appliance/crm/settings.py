@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from appliance.store.directory import get_setting
+
 MOODS = ("calm", "talkative", "in a hurry", "nervous", "angry")
 UPSET = ("nervous", "angry")
 RULE_SEGMENTS = ("vip", "regular", "occasional")  # the segments a rule may name, highest first
@@ -63,8 +65,6 @@ class CrmSettings:
 
 def load_crm_settings(db: Database) -> CrmSettings:
     """The provisioned CRM settings (settings key "crm"), or the defaults when there are none."""
-    from appliance.store.directory import get_setting  # the store imports this module
-
     data = get_setting(db, SETTINGS_KEY)
     if not data:
         return CrmSettings()

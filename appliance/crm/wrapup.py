@@ -10,7 +10,7 @@ from sqlite_utils import Database
 from appliance.crm.alerts import alert_on_wrapup
 from appliance.crm.settings import MOODS, CrmError, CrmSettings
 from appliance.store.calls import get_call
-from appliance.store.customers import refresh_segment
+from appliance.crm.customer_store import refresh_segment
 from appliance.store.db import transaction
 from appliance.store.wrapups import save_wrapup
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from appliance.local_time import from_iso  # noqa: F401  (the store's callers import it from here)
+
 # One lock for the process: the box opens one database, and a reentrant lock lets
 # store functions call each other inside a transaction.
 _LOCK = threading.RLock()
@@ -87,14 +89,6 @@ def to_iso(value: datetime | str | None = None) -> str:
         dt = dt.replace(tzinfo=timezone.utc)
     dt = dt.astimezone(timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def from_iso(text: str) -> datetime:
-    """Parse a stored timestamp back into an aware UTC datetime."""
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
 
 
 class Checkpointer:

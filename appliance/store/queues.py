@@ -1,6 +1,7 @@
-"""Queues in the store: definitions, agent logins and pauses, entries and offers, customers, statistics.
+"""Queues in the store: agent logins and pauses, entries and offers, statistics.
 
-Entry and offer times are epoch seconds (floats), as the queue engine keeps them.
+Entry and offer times are epoch seconds (floats), as the queue engine keeps them. The queues'
+definitions are read and written as QueueConfig by appliance/calls/queue_definitions.py.
 """
 
 from __future__ import annotations
@@ -13,62 +14,11 @@ from datetime import datetime, timezone
 
 from sqlite_utils import Database
 
-from appliance.calls.queue_config import QueueConfig
-from appliance.crm.phones import normalise
-from appliance.crm.settings import load_crm_settings
-from appliance.store import customers
 from appliance.store.db import db_lock, to_iso, transaction
-from appliance.store.definitions import save_definition
 
-SEGMENTS = customers.SEGMENTS
 LEFT_OUTCOMES = ("abandoned", "callback", "timeout", "full", "closed", "empty")
 OFFER_OUTCOMES = ("answered", "missed", "cancelled")
 DEFAULT_SERVICE_LEVEL = 20.0
-
-
-# --- definitions ---
-
-
-def save_queue(db: Database, cfg: QueueConfig, source: str = "provision") -> str:
-    """Create or replace a queue by name; returns added/updated/unchanged.
-
-    Logins of extensions that are no longer members are dropped. ValueError if another
-    queue already answers on the queue's number.
-    """
-    with transaction(db):
-        status = save_definition(db, "queues", ("queue", "queue"), cfg.name, cfg.number, cfg.to_dict(), source)
-        if status != "unchanged":
-            members = cfg.extensions
-            db.execute(
-                f"DELETE FROM agent_logins WHERE queue = ? AND extension NOT IN ({', '.join('?' * len(members))})",
-                [cfg.name, *members],
-            )
-        return status
-
-
-def get_queue(db: Database, name: str) -> QueueConfig | None:
-    """The queue called name, or None."""
-    row = _one(db, "SELECT definition FROM queues WHERE name = ?", [name])
-    return None if row is None else QueueConfig.from_dict(json.loads(row["definition"]))
-
-
-def queue_by_number(db: Database, number: str) -> QueueConfig | None:
-    """The queue an extension reaches by dialling number, or None."""
-    row = _one(db, "SELECT definition FROM queues WHERE number = ?", [number])
-    return None if row is None else QueueConfig.from_dict(json.loads(row["definition"]))
-
-
-def list_queues(db: Database) -> list[QueueConfig]:
-    """All queues by name."""
-    rows = _all(db, "SELECT definition FROM queues ORDER BY name")
-    return [QueueConfig.from_dict(json.loads(r["definition"])) for r in rows]
-
-
-def delete_queue(db: Database, name: str) -> bool:
-    """Remove a queue and its agents' logins; True if it existed."""
-    with transaction(db):
-        db.execute("DELETE FROM agent_logins WHERE queue = ?", [name])
-        return db.execute("DELETE FROM queues WHERE name = ?", [name]).rowcount > 0
 
 
 # --- agents ---
@@ -206,56 +156,6 @@ def recent_handling_times(db: Database, queue: str, limit: int = 20) -> list[flo
         [queue, limit],
     )
     return [r["t"] for r in rows]
-
-
-# --- customers (the CRM's tables; see appliance.store.customers) ---
-
-
-def _digits(phone: str) -> str:
-    return re.sub(r"\D", "", phone)
-
-
-def _find_customer(db: Database, phone: str) -> tuple[str, dict | None]:
-    """The number as E.164 ("" when it is not a phone number) and the customer owning it, if any."""
-    e164 = normalise(phone, load_crm_settings(db).region) if _digits(phone) else None
-    if e164 is None:
-        return "", None
-    return e164, customers.customer_by_phone(db, e164)
-
-
-def customer_segment(db: Database, number: str) -> str | None:
-    """The effective segment of the customer owning this number (in any spelling of it), or None."""
-    e164 = normalise(number, load_crm_settings(db).region) if _digits(number) else None
-    if e164 is None:
-        return None
-    row = _one(db, "SELECT COALESCE(c.segment_override, c.segment) AS segment FROM customer_phones p "
-                   "JOIN customers c ON c.id = p.customer_id WHERE p.phone = ?", [e164])
-    return None if row is None else row["segment"]
-
-
-def upsert_customer(db: Database, phone: str, name: str | None = None, segment: str = "new") -> int:
-    """Create or update the customer with this phone; returns its id.
-
-    A segment other than "new" becomes a manual override; "new" hands the segment back to the
-    rules. A name of None keeps the stored name. ValueError (CustomerError) for a bad phone or segment.
-    """
-    if segment not in SEGMENTS:
-        raise customers.CustomerError(f"unknown segment {segment!r}: expected one of {', '.join(SEGMENTS)}")
-    override = None if segment == "new" else segment
-    settings = load_crm_settings(db)
-    with transaction(db):
-        e164, row = _find_customer(db, phone)
-        if not e164:
-            raise customers.CustomerError(f"not a phone number: {phone!r}")
-        if row is None:
-            customer_id = customers.create_customer(db, region=settings.region, name=name or "", phones=[e164],
-                                                    segment_override=override)
-        else:
-            customer_id = row["id"]
-            fields = {"segment_override": override} if name is None else {"segment_override": override, "name": name}
-            customers.update_customer(db, customer_id, region=settings.region, **fields)
-        customers.refresh_segment(db, customer_id, settings)
-        return customer_id
 
 
 # --- statistics ---

@@ -16,7 +16,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlite_utils import Database
 
-from appliance.config import WEAK_SECRETS
 from appliance.store import directory
 from appliance.store.db import db_lock, to_iso, transaction
 
@@ -30,6 +29,16 @@ MAX_PASSWORD = 256  # argon2 copes with more; nobody types more, and it bounds t
 _USERNAME = re.compile(r"[A-Za-z0-9._-]{2,32}")
 # No 0/O, 1/I/L: the code is read off a log line and typed by hand.
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+# SIP secrets and passwords nobody may choose (config.py checks provisioned secrets against them too).
+WEAK_SECRETS = frozenset(
+    {
+        "password", "password1", "passw0rd", "12345678", "123456789", "1234567890",
+        "87654321", "qwertyui", "qwerty123", "qwertyuiop", "azertyui", "letmein1",
+        "iloveyou", "changeme", "changeit", "secret12", "welcome1", "switchboard",
+        "abc12345", "admin123", "trustno1",
+    }
+)
 
 # Well-known passwords of at least MIN_PASSWORD characters (shorter ones are refused anyway).
 _COMMON = frozenset(WEAK_SECRETS) | frozenset(

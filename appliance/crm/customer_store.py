@@ -13,7 +13,7 @@ from sqlite_utils import Database
 
 from appliance.crm.phones import display, normalise
 from appliance.crm.segments import computed_segment, effective_segment, lookback_days
-from appliance.crm.settings import CrmSettings
+from appliance.crm.settings import CrmSettings, load_crm_settings
 from appliance.store.db import db_lock, from_iso, to_iso, transaction
 
 SEGMENTS = ("new", "occasional", "regular", "vip")
@@ -235,8 +235,6 @@ def search_customers(db: Database, query: str, limit: int = 50) -> list[dict]:
         if digits.startswith("0") and len(digits.lstrip("0")) >= 3:
             phones.append(f"%{digits.lstrip('0')}%")  # national form: "06 12 34" finds +33612345678
     if re.fullmatch(r"[\d\s+().-]+", text):
-        from appliance.crm.settings import load_crm_settings
-
         e164 = normalise(text, load_crm_settings(db).region)
         if e164:
             phones.append(e164)  # a whole number in any spelling the region allows
@@ -351,3 +349,53 @@ def _one(db: Database, sql: str, params: list) -> dict | None:
 def _all(db: Database, sql: str, params: list | None = None) -> list[dict]:
     with db_lock(db):
         return list(db.query(sql, params or []))
+
+
+# --- by any spelling of a phone number (the queue's VIP check, the CLI) ---
+
+
+def _digits(phone: str) -> str:
+    return re.sub(r"\D", "", phone)
+
+
+def _find_customer(db: Database, phone: str) -> tuple[str, dict | None]:
+    """The number as E.164 ("" when it is not a phone number) and the customer owning it, if any."""
+    e164 = normalise(phone, load_crm_settings(db).region) if _digits(phone) else None
+    if e164 is None:
+        return "", None
+    return e164, customer_by_phone(db, e164)
+
+
+def customer_segment(db: Database, number: str) -> str | None:
+    """The effective segment of the customer owning this number (in any spelling of it), or None."""
+    e164 = normalise(number, load_crm_settings(db).region) if _digits(number) else None
+    if e164 is None:
+        return None
+    row = _one(db, "SELECT COALESCE(c.segment_override, c.segment) AS segment FROM customer_phones p "
+                   "JOIN customers c ON c.id = p.customer_id WHERE p.phone = ?", [e164])
+    return None if row is None else row["segment"]
+
+
+def upsert_customer(db: Database, phone: str, name: str | None = None, segment: str = "new") -> int:
+    """Create or update the customer with this phone; returns its id.
+
+    A segment other than "new" becomes a manual override; "new" hands the segment back to the
+    rules. A name of None keeps the stored name. ValueError (CustomerError) for a bad phone or segment.
+    """
+    if segment not in SEGMENTS:
+        raise CustomerError(f"unknown segment {segment!r}: expected one of {', '.join(SEGMENTS)}")
+    override = None if segment == "new" else segment
+    settings = load_crm_settings(db)
+    with transaction(db):
+        e164, row = _find_customer(db, phone)
+        if not e164:
+            raise CustomerError(f"not a phone number: {phone!r}")
+        if row is None:
+            customer_id = create_customer(db, region=settings.region, name=name or "", phones=[e164],
+                                                    segment_override=override)
+        else:
+            customer_id = row["id"]
+            fields = {"segment_override": override} if name is None else {"segment_override": override, "name": name}
+            update_customer(db, customer_id, region=settings.region, **fields)
+        refresh_segment(db, customer_id, settings)
+        return customer_id

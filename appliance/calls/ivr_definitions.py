@@ -1,4 +1,4 @@
-"""IVR menus and business hours: stored whole as JSON definitions, read back as their dataclasses."""
+"""IVR menus and business hours in the store, as their dataclasses: stored whole as JSON definitions."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ from appliance.store.directory import (
     upsert_extension,
     upsert_trunk,
 )
-from appliance.store.ivr import delete_hours, delete_menu, save_hours, save_menu
-from appliance.store.queues import delete_queue, save_queue
+from appliance.calls.ivr_definitions import delete_hours, delete_menu, save_hours, save_menu
+from appliance.calls.queue_definitions import delete_queue, save_queue
 
 SOURCE = "provision"
 ALLOW_INTERNATIONAL = "security.allow_international"
