@@ -44,7 +44,6 @@ from .status_leds import StatusLedPolicy
 from .store import calls as store_calls
 from .store import directory, registrations
 from .calls import ivr_definitions as store_ivr
-from .store import queues as store_queues
 from .calls import queue_definitions
 from .store.db import Checkpointer, open_database, transaction
 from .provisioning import ALLOW_INTERNATIONAL, SECURITY_POLICY, apply_provisioning

@@ -155,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd = leaf(customer, "add", _customer_add, "Add or update a customer by phone number.")
     cmd.add_argument("phone")
     cmd.add_argument("--name")
-    cmd.add_argument("--segment", choices=queues.SEGMENTS, default="new")
+    cmd.add_argument("--segment", choices=customer_store.SEGMENTS, default="new")
     return parser
 
 

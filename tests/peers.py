@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import json
+import os as _os
+import re as _re
+import select as _select
+import threading as _threading
+from collections import deque as _deque
 import os
 import shutil
 import signal
@@ -224,10 +229,6 @@ def have(tool: str) -> bool:
 # --- helpers for the register and call tests ------------------------------------------------
 # (appended: a tiny independent SIP peer in Python, SIPp log parsing, media port picking)
 
-import os as _os
-import re as _re
-import select as _select
-from collections import deque as _deque
 
 _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length",
             "c": "content-type", "k": "supported", "s": "subject"}
@@ -558,7 +559,6 @@ class SipPhone:
 #   even if an MD5 one is also offered; the box must offer MD5 only for it.
 # - ctrl_tcp speaks netstrings ("LEN:JSON,"), one client at a time; events only reach a connected client.
 
-import threading as _threading
 
 BARESIP_MODULE_DIRS = ("/usr/lib/baresip/modules", "/usr/lib/x86_64-linux-gnu/baresip/modules",
                        "/usr/local/lib/baresip/modules")
@@ -623,7 +623,7 @@ class Baresip:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"baresip {self.number}: ctrl_tcp not reachable:\n{self.log()}")
+                    raise RuntimeError(f"baresip {self.number}: ctrl_tcp not reachable:\n{self.log()}") from None
                 time.sleep(0.05)
         self._sock.settimeout(None)
         self._reader = _threading.Thread(target=self._read_loop, daemon=True, name=f"baresip-{self.number}")

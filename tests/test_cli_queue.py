@@ -18,7 +18,6 @@ from office_text import ANN_AND_BOB
 from appliance import cli
 from appliance.control import SOCKET_NAME, ControlServer
 from appliance.store import callbacks, queues
-from appliance.calls import queue_definitions
 from appliance.crm import customer_store
 from appliance.store.db import from_iso, open_database
 

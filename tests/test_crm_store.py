@@ -5,8 +5,6 @@ import pytest
 
 from appliance.crm.phones import display, normalise
 from appliance.crm.settings import CrmSettings, SegmentRule, load_crm_settings
-from appliance.store import queues
-from appliance.calls import queue_definitions
 from appliance.crm import customer_store
 from appliance.store.calls import get_call, start_call
 from appliance.crm.customer_store import (
@@ -235,4 +233,4 @@ def test_queues_customer_segment_and_upsert(db):
         customer_store.upsert_customer(db, "07700900123", segment="gold")
     with pytest.raises(ValueError, match="not a phone number"):
         customer_store.upsert_customer(db, "call me")
-    assert queues.SEGMENTS == ("new", "occasional", "regular", "vip")
+    assert customer_store.SEGMENTS == ("new", "occasional", "regular", "vip")

@@ -46,7 +46,7 @@ class Uas:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-            raise AssertionError(f"{self.name} on port {self.port} did not finish:\n{self.errors()}")
+            raise AssertionError(f"{self.name} on port {self.port} did not finish:\n{self.errors()}") from None
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -1,7 +1,6 @@
 """Calls the box places itself (queue callbacks): ring an agent, then dial a customer and bridge the two."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable

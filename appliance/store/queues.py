@@ -6,9 +6,7 @@ definitions are read and written as QueueConfig by appliance/calls/queue_definit
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import uuid
 from datetime import datetime, timezone
 
