@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .store import calls as store_calls
 from .store import directory, users
+from .store.db import open_connection
 from .crm.settings import CrmSettings, load_crm_settings
 from .crm.wrapup import record_wrapup
 from .store.wrapups import set_wrapup_callback
@@ -30,8 +31,13 @@ class BoxApi:
 
     @property
     def db(self):  # type: ignore[no-untyped-def]
-        """The box's database; store functions lock it, so any thread may call them."""
+        """The loop's own database connection; store functions lock it, so any thread may call them."""
         return self._box.db
+
+    def open_connection(self):  # type: ignore[no-untyped-def]
+        """A connection of the web's own (WAL: its reads never wait for the loop's writes, nor hold them up)."""
+        path = self._box.settings.db_path
+        return open_connection(path) if path.exists() else self._box.db
 
     @property
     def timezone(self) -> str:

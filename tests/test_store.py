@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from appliance.store import calls, directory, migrations
-from appliance.store.db import Checkpointer, from_iso, open_database, to_iso, transaction
+from appliance.store.db import Checkpointer, db_lock, from_iso, open_connection, open_database, to_iso, transaction
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -361,3 +361,29 @@ def test_checkpointer_moves_the_wal_into_the_database(tmp_path):
     db.close()
     again = open_database(path)
     assert again.execute("SELECT count(*) FROM filler").fetchone()[0] == 2000
+
+
+def test_a_long_web_read_holds_up_neither_the_loops_lock_nor_its_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15: one process-wide lock made a CSV export stall the SIP loop's writes."""
+    path = tmp_path / "switchboard.db"
+    loop_db = open_database(path)
+    web_db = open_connection(path)
+    assert db_lock(loop_db) is not db_lock(web_db)
+    wrote = threading.Event()
+
+    def loop_writes() -> None:
+        calls.start_call(loop_db, sip_call_id="c1", direction="inbound", line="itsp", from_number="1",
+                         from_name="", to_number="201")
+        wrote.set()
+
+    with db_lock(web_db):  # a web read in progress: its lock held, a read transaction open
+        web_db.execute("BEGIN")
+        assert web_db.execute("SELECT count(*) FROM calls").fetchone()[0] == 0
+        writer = threading.Thread(target=loop_writes)
+        writer.start()
+        assert wrote.wait(5), "the loop's write waited for the web's read"
+        # WAL: the reader keeps its snapshot until it ends its transaction.
+        assert web_db.execute("SELECT count(*) FROM calls").fetchone()[0] == 0
+        web_db.execute("COMMIT")
+    writer.join()
+    assert web_db.execute("SELECT count(*) FROM calls").fetchone()[0] == 1

@@ -8,6 +8,7 @@ from flask import Flask, Response
 from appliance.local_time import local_time, office_zone, zone_name
 
 from . import admin, auth, console, csrf, customers, events, status, supervisor
+from .core import close_db
 
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # a CSV of some 20 000 customers
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -33,6 +34,7 @@ def create_app(api, testing: bool = False) -> Flask:  # type: ignore[no-untyped-
     # People read the office's local time; the store and the JSON APIs keep UTC.
     app.jinja_env.filters["local"] = lambda value, seconds=True: local_time(value, zone, seconds)
     app.jinja_env.globals["office_zone_name"] = lambda: zone_name(zone)
+    app.teardown_appcontext(close_db)
     csrf.init_app(app)
     auth.init_app(app)
     for blueprint in (auth.bp, admin.bp, customers.bp, console.bp, events.bp, supervisor.bp, status.bp):

@@ -29,7 +29,7 @@ def _state() -> tuple[CardCache, threading.BoundedSemaphore]:
     """The app's card cache and its cap on open streams (each holds a waitress thread)."""
     ext = current_app.extensions
     if "switchboard.cards" not in ext:
-        box, db = api(), api().db
+        box, db = api(), api().open_connection()  # the streams' own: cards never wait on the loop's writes
         ext["switchboard.cards"] = CardCache(lambda call_id, extension: build_card(
             db, call_id, box.crm_settings(), extension))
         ext["switchboard.streams"] = threading.BoundedSemaphore(current_app.config["SSE_LIMIT"])

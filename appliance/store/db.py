@@ -1,19 +1,20 @@
 """The one database seam: open the SQLite file, serialise access, stamp times.
 
-Switchboard shares a single sqlite3 connection between the asyncio thread and the
-web thread. SQLite transactions belong to the connection, not the thread, so
-without care one thread's statements would land inside the other's transaction.
-The rule is therefore simple: every store function holds `db_lock(db)` for its
-whole operation (reads included, materialising rows before releasing it), and
-writes go through `with transaction(db):`. Keep those blocks short; never await or
-do network I/O while holding the lock.
+The event loop has its own connection, and the web's worker threads each open theirs
+(open_connection): SQLite's WAL lets readers in beside the writer, so a slow web read (a
+CSV export) does not hold up the loop. A connection is still shared by whoever holds the
+Database: SQLite transactions belong to the connection, not the thread, so every store
+function holds `db_lock(db)`, the lock of that Database, for its whole operation (reads
+included, materialising rows before releasing it), and writes go through
+`with transaction(db):`. Keep those blocks short; never await or do network I/O while
+holding the lock.
 """
-
 from __future__ import annotations
 
 import logging
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -23,9 +24,10 @@ from sqlite_utils import Database
 
 from appliance.local_time import from_iso  # noqa: F401  (the store's callers import it from here)
 
-# One lock for the process: the box opens one database, and a reentrant lock lets
-# store functions call each other inside a transaction.
-_LOCK = threading.RLock()
+# Each Database gets its own reentrant lock (store functions call each other inside a
+# transaction); Databases made elsewhere (tests, tools) get one on first use.
+_LOCKS: "weakref.WeakKeyDictionary[Database, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
 
 
 def open_database(path: str | Path) -> Database:
@@ -35,23 +37,38 @@ def open_database(path: str | Path) -> Database:
     memory = str(path) == ":memory:"
     if not memory:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = _connect(path)
+    with db_lock(db):
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if not memory and mode.lower() != "wal":
+            db.conn.close()
+            raise RuntimeError(f"{path}: could not enable WAL journal mode (got {mode!r})")
+        migrate(db)
+    return db
+
+
+def open_connection(path: str | Path) -> Database:
+    """Another connection to a database open_database() has set up (WAL, migrated): one per web thread."""
+    return _connect(path)
+
+
+def _connect(path: str | Path) -> Database:
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
     db = Database(conn)
     with db_lock(db):
         db.execute("PRAGMA busy_timeout = 5000")
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if not memory and mode.lower() != "wal":
-            conn.close()
-            raise RuntimeError(f"{path}: could not enable WAL journal mode (got {mode!r})")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
-        migrate(db)
     return db
 
 
 def db_lock(db: Database) -> threading.RLock:
     """The lock that serialises use of `db`'s connection across threads."""
-    return _LOCK
+    lock = _LOCKS.get(db)
+    if lock is None:
+        with _LOCKS_GUARD:
+            lock = _LOCKS.setdefault(db, threading.RLock())
+    return lock
 
 
 @contextmanager
