@@ -19,6 +19,7 @@ from hw import cli_modem
 from . import cli_customers, cli_prompts, cli_security, cli_status, cli_users
 from .cli_support import UsageError, data_dir as _data_dir, open_store as _open, print_table as _print_table
 from .config import ConfigError, default_data_dir, load_provisioning, load_settings
+from .config.settings import add_cli_flags, cli_overrides
 from .control import SOCKET_NAME, control_request
 from .local_time import local_time, office_zone, zone_name
 from .logs import setup_logging
@@ -63,15 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = command("run", _run, "Start the box.")
     run.add_argument("--provision", type=Path, help="apply this provisioning file before starting")
-    run.add_argument("--bind", help="address to listen on (default 0.0.0.0)")
-    run.add_argument("--advertise", help="address put in SIP headers and SDP (default: derived from --bind)")
-    run.add_argument("--sip-port", type=int, help="SIP port, UDP and TCP (default 5060)")
-    run.add_argument("--http-port", type=int, help="web port (default 8080)")
-    run.add_argument("--rtp-port-min", type=int, help="first RTP port (even)")
-    run.add_argument("--rtp-port-max", type=int, help="last RTP port")
-    run.add_argument("--ring-timeout", type=float, help="seconds a call rings before it gives up")
-    run.add_argument("--log-format", choices=("json", "text"), help="log format (default json)")
-    run.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    add_cli_flags(run)  # --bind, --sip-port...: declared with the settings they set
     run.add_argument("--demo", action="store_true",
                      help="add a simulated GSM modem and, without --provision, a small demo office whose "
                           "caller rings in now and then")
@@ -162,9 +155,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from .box import Box  # the heavy imports only for the command that needs them
 
-    overrides = {key: getattr(args, key) for key in (
-        "bind", "advertise", "sip_port", "http_port", "rtp_port_min", "rtp_port_max", "ring_timeout",
-        "log_format", "log_level")}
+    overrides = cli_overrides(args)
     # The box itself runs where it is told, or in its own default (systemd's StateDirectory as a service).
     settings = load_settings(args.data_dir if args.data_dir is not None else default_data_dir(), overrides)
     setup_logging(settings.log_level, settings.log_format)

@@ -61,6 +61,10 @@ class RepeatFilter(logging.Filter):
         return False
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FORMATS = ("json", "text")
+
+
 def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Send the switchboard loggers to stderr in the chosen format, with floods of one message cut short."""
     handler = logging.StreamHandler(sys.stderr)

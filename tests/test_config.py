@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from appliance import config
+from appliance.config import settings as config_settings
 from appliance.config import ConfigError, Settings, default_data_dir, load_settings, weak_secret_reason
 
 
@@ -121,7 +122,7 @@ def test_data_dir_from_systemd_state_directory(monkeypatch, tmp_path):
 def test_data_dir_as_service_when_writable(monkeypatch, tmp_path):
     monkeypatch.delenv("STATE_DIRECTORY", raising=False)
     monkeypatch.setenv("INVOCATION_ID", "abc")
-    monkeypatch.setattr(config, "SYSTEM_DATA_DIR", tmp_path / "switchboard")
+    monkeypatch.setattr(config_settings, "SYSTEM_DATA_DIR", tmp_path / "switchboard")
     assert default_data_dir() == tmp_path / "switchboard"
 
 
@@ -130,10 +131,10 @@ def test_data_dir_falls_back_to_home(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("INVOCATION_ID", "abc")
-    monkeypatch.setattr(config, "SYSTEM_DATA_DIR", Path("/proc/no-such-dir/switchboard"))
+    monkeypatch.setattr(config_settings, "SYSTEM_DATA_DIR", Path("/proc/no-such-dir/switchboard"))
     assert default_data_dir() == tmp_path / ".local" / "share" / "switchboard"
     monkeypatch.delenv("INVOCATION_ID")
-    monkeypatch.setattr(config, "SYSTEM_DATA_DIR", tmp_path / "writable")
+    monkeypatch.setattr(config_settings, "SYSTEM_DATA_DIR", tmp_path / "writable")
     assert default_data_dir() == tmp_path / ".local" / "share" / "switchboard"
 
 

@@ -10,6 +10,9 @@ from appliance.sip.sdp_local import MediaChoice
 __all__ = ["open_channel"]
 
 
+DTMF_INBAND = ("auto", "always", "never")  # listen for tones: when not negotiated, always, never
+
+
 def open_channel(loop: asyncio.AbstractEventLoop, call: Call, choice: MediaChoice, on_digit: DigitCallback,
                  dtmf_inband: str = "auto") -> MediaChannel:
     """The box's end of the caller's leg; in-band DTMF is listened for when the caller has no RFC 4733."""

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-DIALECTS = ("sim7600", "ec25", "v253")
+from hw.modem import dialects
+
+DIALECTS = tuple(dialects.DIALECTS)  # the modem driver's
 SETTINGS_KEY = "lines.modems"  # the provisioned lines, as a JSON list in settings
 
 

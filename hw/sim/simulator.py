@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+from ..modem import dialects
 from ..modem.audio import s16_to_u8, u8_to_s16
 from ..modem.dle import DLE, ETX, DleDecoder, encode_event, escape
 from . import sound
@@ -20,7 +21,7 @@ from .pty import PtyPort
 
 log = logging.getLogger("switchboard.hw.sim")
 
-DIALECTS = ("sim7600", "ec25", "v253")
+DIALECTS = tuple(dialects.DIALECTS)  # the driver's: the simulator plays each of them
 SIM_STATES = ("READY", "SIM PIN", "SIM PUK", "ABSENT")
 FRAME = 320
 TICK = 0.020
