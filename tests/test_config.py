@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from appliance import config
 from appliance.config import settings as config_settings
 from appliance.config import ConfigError, Settings, default_data_dir, load_settings, weak_secret_reason
 
