@@ -7,7 +7,8 @@ import sys
 import threading
 from typing import Callable
 
-from .sim.simulator import DIALECTS, OUTCOMES, SIM_STATES, ModemSimulator
+from .sim.protocol import DIALECTS, OUTCOMES, SIM_STATES
+from .sim.simulator import ModemSimulator
 
 DEFAULT_PATH = "/tmp/switchboard-modem/usb-Switchboard_Simulated_Modem-if00"
 HELP = "Run a simulated GSM or FXO modem on a pty (for tests and demos without hardware)."
