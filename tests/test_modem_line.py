@@ -17,6 +17,9 @@ ALL = ["sim7600", "ec25", "v253"]
 PATTERN = u8_to_s16(bytes(range(256)) * 2)
 
 
+END_WAIT = 0.2
+
+
 class Box:
     """The driver under test with the events and audio it produced."""
 
@@ -24,7 +27,8 @@ class Box:
         self.events: list[LineEvent] = []
         self.audio = bytearray()
         self.frame_sizes: set[int] = set()
-        kwargs = {"retry_min": 0.05, "retry_max": 0.3, "poll_signal": 30.0, **kwargs}
+        # end_wait: how long a "released" waits for the result code giving the reason (1 s on a real line).
+        kwargs = {"retry_min": 0.05, "retry_max": 0.3, "poll_signal": 30.0, "end_wait": END_WAIT, **kwargs}
         self.line = ModemLine(sim.path, sim.dialect, loop=asyncio.get_running_loop(),
                               on_event=self.events.append, on_audio=self._audio,
                               audio_port=sim.audio_path, **kwargs)
@@ -264,7 +268,7 @@ def test_remote_hangup_during_call(make_sim: Callable[..., ModemSimulator], dial
         start = len(box.events)
         sim.hangup_remote()
         await box.wait("ended", start=start)
-        await asyncio.sleep(1.2)  # a late "released" URC must not end it twice
+        await asyncio.sleep(3 * END_WAIT)  # a late "released" URC must not end it twice
         assert box.calls(start) == [("ended", {"reason": "remote"})]
         assert box.line.state == "ready"
         if dialect == "v253":
