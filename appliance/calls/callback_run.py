@@ -15,7 +15,7 @@ from appliance.media.tones import ringback
 from appliance.calls.outbound_call import OutboundCall
 
 if TYPE_CHECKING:
-    from appliance.calls.queue_service import QueueService
+    from appliance.calls.queue_hosts import CallbackHost
 
 __all__ = ["CallbackRun", "attempt_status"]
 
@@ -34,7 +34,7 @@ def attempt_status(status: int) -> str:
 class CallbackRun:
     """A claimed callback: the agent first (with a whisper), then the customer on the line it came from."""
 
-    def __init__(self, service: "QueueService", entry: Entry, row: dict, cfg: QueueConfig) -> None:
+    def __init__(self, service: CallbackHost, entry: Entry, row: dict, cfg: QueueConfig) -> None:
         self.service = service
         self.entry = entry
         self.row = row

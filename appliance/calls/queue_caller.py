@@ -15,7 +15,7 @@ from appliance.media.tones import ringback
 from appliance.calls.bridge import Call
 
 if TYPE_CHECKING:
-    from appliance.calls.queue_service import QueueService
+    from appliance.calls.queue_hosts import CallerHost
 
 __all__ = ["QueueCaller", "dialable"]
 
@@ -36,7 +36,7 @@ def dialable(number: str) -> bool:
 class QueueCaller:
     """A caller the box answered and holds for queue cfg until an agent answers, they leave, or it gives up."""
 
-    def __init__(self, service: "QueueService", call: Call, cfg: QueueConfig) -> None:
+    def __init__(self, service: CallerHost, call: Call, cfg: QueueConfig) -> None:
         self.service = service
         self.call = call
         self.cfg = cfg

@@ -8,52 +8,42 @@ from collections.abc import Callable
 from datetime import date, datetime, timezone
 from typing import Any
 
-from appliance.bus import Event, EventBus
+from appliance.bus import EventBus
 from appliance.calls.answering import open_channel
 from appliance.calls.callback_run import CallbackRun
 from appliance.calls.callback_scheduler import CallbackScheduler
 from appliance.calls.ivr_calls import IvrDestination
 from appliance.calls.ivr_config import Action
-from appliance.calls.outbound_policy import Decision, OutboundPolicy
-from appliance.calls.queue import Agent, Entry, QueueEngine
+from appliance.calls.outbound_policy import OutboundPolicy
+from appliance.calls.queue import Entry, QueueEngine
+from appliance.calls.queue_agents import QueueAgents
 from appliance.calls.queue_caller import QueueCaller
+from appliance.calls.queue_callbacks import RETRY_SECONDS, QueueCallbacks
 from appliance.calls.queue_config import QueueConfig
-from appliance.calls.records import CallInfo, CallLog
-from appliance.calls.router import FEATURE_CODES, Route
+from appliance.calls.records import CallLog
+from appliance.calls.router import Route
 from appliance.calls.speech import Speech
 from appliance.media.prompts import Prompt, PromptError, PromptLibrary
 from appliance.calls.b2bua import B2BUA
 from appliance.calls.bridge import Call
-from appliance.sip.targets import TrunkPeer
+from appliance.sip.targets import Target, TrunkPeer
 from appliance.sip.sdp_local import MediaChoice
-from appliance.sip.transport import Peer
 from appliance.store import callbacks as store_callbacks
-from appliance.store import calls as store_calls
 from appliance.store import directory
 from appliance.calls import ivr_definitions as store_ivr
 from appliance.store import queues as store_queues
 from appliance.calls import queue_definitions
 from appliance.crm import customer_store
-from appliance.store.db import from_iso
 
 __all__ = ["QueueService"]
 
 log = logging.getLogger("switchboard.queue")
 
 HOURS_CACHE_SECONDS = 2.0
-RETRY_SECONDS = 3.0  # after every agent missed a caller, the round starts again this much later
 CUSTOMER_RING_SECONDS = 45.0
-REFUSED_STATUSES = (403, 404, 484)  # the dial plan refused the call: no callback may revive it
-FEATURE_PROMPTS = {"login": "agent_logged_in", "logout": "agent_logged_out", "pause": "agent_paused",
-                   "unpause": "agent_unpaused"}
-Target = tuple[str, Peer, str, TrunkPeer | None]
 
 
-def _epoch(text: str | None) -> float:
-    return from_iso(text).timestamp() if text else 0.0
-
-
-class QueueService:
+class QueueService(QueueCallbacks, QueueAgents):
     """Owns the QueueEngine on the loop: callers, agents, offers, callbacks and their bookkeeping."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, b2bua: B2BUA, db: Any, prompts: PromptLibrary,
@@ -148,32 +138,6 @@ class QueueService:
                 self.engine.pause(extension, reason or "paused")
         self._load_callbacks()
         self.kick()
-
-    def _load_callbacks(self) -> None:
-        rows = store_callbacks.list_callbacks(self.db, states=("pending",))
-        pending = {row["id"] for row in rows}
-        for cfg in self.engine.queues.values():
-            for entry in self.engine.waiting(cfg.name):
-                if entry.kind == "callback" and entry.id not in pending and entry.id not in self.runs:
-                    self.engine.remove(entry.id)  # cancelled or finished elsewhere
-                    self.scheduler.cancel(entry.id)
-        for row in rows:
-            if row["queue"] in self.engine.queues and row["id"] not in self.runs:
-                self._queue_callback(row)
-
-    def _queue_callback(self, row: dict) -> None:
-        """Put a pending callback in its line (or refresh it there) and schedule its wake-up."""
-        eligible = max(_epoch(row.get("due_at")), _epoch(row.get("next_attempt_at")))
-        entry = self.engine.entry(row["id"])
-        if entry is None:
-            entry = Entry(id=row["id"], queue=row["queue"], kind="callback", number=row["number"],
-                          position_at=_epoch(row["position_at"]), vip=self._is_vip(row["number"]),
-                          name=row.get("name") or "", eligible_at=eligible)
-            self.engine.add(entry)
-        else:
-            entry.eligible_at = eligible
-        if eligible > self.now():
-            self.scheduler.at(row["id"], datetime.fromtimestamp(eligible, timezone.utc))
 
     # --- dispatch ---------------------------------------------------------------------
     def kick(self) -> None:
@@ -388,110 +352,6 @@ class QueueService:
         self.engine.wrapup_done(agent)
         self.kick()
 
-    def store_callback(self, caller: QueueCaller, number: str) -> str:
-        """The caller asked to be called back: the request keeps the caller's place in line."""
-        info = caller.call.info
-        callback_id, created = store_callbacks.request_callback(
-            self.db, number=number, name=info.display_name or None, queue=caller.cfg.name,
-            source=f"queue:{caller.cfg.name}", call_id=info.record_id, line=info.line,
-            position_at=datetime.fromtimestamp(caller.position_at, timezone.utc))
-        self.leave_line(caller, "callback", callback_id)
-        row = store_callbacks.get_callback(self.db, callback_id)
-        if row is not None and callback_id not in self.runs:
-            self._queue_callback(row)
-        self.call_log.note(info, callback_id=callback_id)
-        self.bus.publish("callback.requested", callback_id=callback_id, number=number, queue=caller.cfg.name,
-                         created=created, call_id=info.record_id)
-        log.info("call %s: callback %s for %s in queue %s (%s)", info.record_id, callback_id, number,
-                 caller.cfg.name, "new" if created else "updated")
-        self.kick()
-        return callback_id
-
-    def callback_from_ivr(self, info: CallInfo, number: str, queue: str, source: str) -> str:
-        """An IVR key asked for a callback: it joins the named queue's line (or the default queue's) now.
-
-        ValueError when the outbound policy refuses the number.
-        """
-        decision = self.callback_decision(number, info.line)
-        if not decision.allowed:
-            raise ValueError(decision.reason)
-        name = queue or self.default_queue()
-        callback_id, created = store_callbacks.request_callback(
-            self.db, number=number, name=info.display_name or None, queue=name, source=source,
-            call_id=info.record_id, line=info.line)
-        row = store_callbacks.get_callback(self.db, callback_id)
-        if name in self.engine.queues and row is not None and callback_id not in self.runs:
-            self._queue_callback(row)
-            self.kick()
-        elif name not in self.engine.queues:
-            log.warning("callback %s for %s: no queue to run it (define a [[queue]])", callback_id, number)
-        self.bus.publish("callback.requested", callback_id=callback_id, number=number, queue=name,
-                         created=created, call_id=info.record_id)
-        return callback_id
-
-    def callback_for_call(self, call_id: str, at: str, agent_extension: str) -> str:
-        """A wrap-up asked to call the customer back at a time: in the call's queue, else the agent's or the default.
-
-        The callback has the agent's extension's dialling rights, and a call the policy refused gets none.
-        """
-        call = store_calls.get_call(self.db, call_id)
-        if call is None:
-            raise ValueError(f"no call {call_id}")
-        if call["answered_at"] is None and call["sip_status"] in REFUSED_STATUSES:
-            log.warning("wrap-up callback for call %s refused: the call itself was refused (%s)",
-                        call_id, call["sip_status"])
-            raise ValueError("no callback for a call that was refused")
-        number = call["to_number"] if call["direction"] == "outbound" else call["from_number"]
-        decision = self.callback_decision(number, call["line"], agent_extension)
-        if not decision.allowed:
-            raise ValueError(f"cannot call {number} back: {decision.reason}")
-        queue = store_calls.queue_of_call(self.db, call_id)
-        if queue not in self.engine.queues:
-            agent = call["answered_by"] or ""
-            queue = next((cfg.name for cfg in sorted(self.engine.queues.values(), key=lambda c: c.name)
-                          if cfg.member(agent) is not None), self.default_queue())
-        if not queue:
-            raise ValueError("no queue to run the callback: the office has no [[queue]]")
-        callback_id, created = store_callbacks.schedule_callback(
-            self.db, number=number, queue=queue, at=from_iso(at), name=call["from_name"] or None,
-            line=call["line"], source=f"wrapup:{call_id}", dial_as=agent_extension)
-        row = store_callbacks.get_callback(self.db, callback_id)
-        if row is not None and callback_id not in self.runs:
-            self._queue_callback(row)
-        self.bus.publish("callback.requested", callback_id=callback_id, number=number, queue=queue,
-                         created=created, call_id=call_id)
-        self.kick()
-        return callback_id
-
-    def callback_decision(self, number: str, line: str | None, dial_as: str | None = None) -> Decision:
-        """Whether a callback may dial `number`: an office extension always; outside, the outbound policy.
-
-        dial_as names the extension whose rights apply (an agent's wrap-up); None: the box's callback policy.
-        """
-        if (line or "") in ("", "internal") and directory.get_extension(self.db, number) is not None:
-            return Decision(True, number, "internal")
-        on_behalf_of = None
-        if dial_as:
-            on_behalf_of = directory.get_extension(self.db, dial_as)
-            if on_behalf_of is None:
-                return Decision(False, number, "unknown", f"Forbidden (extension {dial_as} no longer exists)")
-        return self.policy.check_callback(number, on_behalf_of)
-
-    def cancel_callback(self, callback_id: str, by: str) -> bool:
-        """Cancel a pending callback (CLI or supervisor page): out of the line and its timer at once."""
-        if not store_callbacks.cancel_callback(self.db, callback_id):
-            return False
-        self._forget_callback(callback_id)
-        self.bus.publish("callback.cancelled", callback_id=callback_id, by=by)
-        log.info("callback %s cancelled by %s", callback_id, by)
-        self.kick()
-        return True
-
-    def _forget_callback(self, callback_id: str) -> None:
-        """A callback that will not run: out of the line and off the scheduler."""
-        self.engine.remove(callback_id)
-        self.scheduler.cancel(callback_id)
-
     def default_queue(self) -> str:
         """Where callbacks asked for without a queue go: the first queue by name ("" when there is none)."""
         return min(self.engine.queues, default="")
@@ -517,232 +377,6 @@ class QueueService:
         except PromptError as exc:
             log.error("queue %s: hold music %r unavailable: %s", cfg.name, cfg.hold_music, exc)
             return None
-
-    # --- callbacks --------------------------------------------------------------------
-    def callback_due(self, callback_id: str) -> None:
-        """APScheduler: a callback's time (or retry time) has come."""
-        entry = self.engine.entry(callback_id)
-        if entry is not None:
-            entry.eligible_at = 0.0
-        self.kick()
-
-    def _run_callback(self, entry: Entry, agents: tuple[str, ...]) -> None:
-        row = store_callbacks.claim(self.db, entry.id)
-        if row is None:  # no longer pending (cancelled from the CLI, or done): it cannot run twice
-            self._release(entry, agents, "cancelled")
-            self.engine.remove(entry.id)
-            return
-        decision = self.callback_decision(row["number"], row.get("line"), row.get("dial_as"))
-        if not decision.allowed:  # checked again at dial time: a stored row may predate the policy
-            store_callbacks.refuse(self.db, entry.id, decision.reason)
-            self._release(entry, agents, "cancelled")
-            self._forget_callback(entry.id)
-            self.bus.publish("callback.failed", callback_id=entry.id, number=row["number"], queue=entry.queue,
-                             status="refused", attempts=row["attempts"])
-            self.kick()
-            return
-        cfg = self.engine.queues[entry.queue]
-        run = CallbackRun(self, entry, row, cfg)
-        self.bus.publish("callback.dialing", callback_id=entry.id, number=row["number"], queue=entry.queue,
-                         agents=list(agents), attempt=row["attempts"])
-        log.info("callback %s for %s: attempt %d, ringing %s", entry.id, row["number"], row["attempts"],
-                 ", ".join(agents))
-        self.runs[entry.id] = run
-        try:
-            run.start(agents)
-        except Exception:
-            self.runs.pop(entry.id, None)
-            store_callbacks.release(self.db, entry.id)
-            raise
-
-    def note_record(self, run: CallbackRun, record_id: str) -> None:
-        """Point the callback at the call record of this attempt."""
-        store_callbacks.set_record(self.db, run.callback_id, record_id)
-
-    def callback_not_started(self, run: CallbackRun) -> None:
-        """No offered agent had a phone: the claim is undone."""
-        self.runs.pop(run.callback_id, None)
-        store_callbacks.release(self.db, run.callback_id)
-
-    def callback_agent_missed(self, run: CallbackRun, agents: tuple[str, ...], status: int) -> None:
-        """The agents did not answer: their miss; the callback keeps its place, the attempt does not count."""
-        self.runs.pop(run.callback_id, None)
-        store_callbacks.release(self.db, run.callback_id)
-        for agent in agents:
-            self._end_offer(run.entry, agent, "missed")
-            if self.engine.offer_missed(run.entry.id, agent, miss=True):
-                self._auto_paused(agent)
-        self.kick()
-        self.loop.call_later(RETRY_SECONDS, self.kick)
-
-    def callback_agent_answered(self, run: CallbackRun, agent: str) -> None:
-        """An agent took the callback: it leaves the line while the customer is dialled."""
-        others = self.engine.offer_answered(run.entry.id, agent)
-        self._end_offer(run.entry, agent, "answered")
-        for other in others:
-            self._end_offer(run.entry, other, "cancelled")
-        self.kick()
-
-    def callback_completed(self, run: CallbackRun) -> None:
-        """The customer answered: done."""
-        store_callbacks.complete(self.db, run.callback_id, run.agent, run.out.info.record_id if run.out else None)
-        self.scheduler.cancel(run.callback_id)
-        self.bus.publish("callback.completed", callback_id=run.callback_id, number=run.row["number"],
-                         queue=run.entry.queue, agent=run.agent)
-        log.info("callback %s: %s connected to %s", run.callback_id, run.row["number"], run.agent)
-
-    def callback_attempt_failed(self, run: CallbackRun, status: str) -> None:
-        """The customer did not answer: retry later, or give up after the last attempt."""
-        cfg = run.cfg
-        attempts = int(run.row.get("attempts") or 1)
-        retry_at = None
-        if attempts < cfg.callback_attempts:
-            retry_at = datetime.fromtimestamp(self.now() + cfg.callback_retry, timezone.utc)
-        state = store_callbacks.attempt_failed(self.db, run.callback_id, status, retry_at)
-        if run.out is not None:
-            self.call_log.note(run.out.info, callback_outcome=status)
-        if state == "pending":
-            row = store_callbacks.get_callback(self.db, run.callback_id)
-            if row is not None:
-                self._queue_callback(row)
-            self.bus.publish("callback.retry", callback_id=run.callback_id, number=run.row["number"],
-                             queue=run.entry.queue, status=status, attempt=attempts,
-                             retry_at=retry_at.isoformat() if retry_at else None)
-            log.info("callback %s: %s (attempt %d of %d); retry at %s", run.callback_id, status, attempts,
-                     cfg.callback_attempts, retry_at)
-        else:
-            self.bus.publish("callback.failed", callback_id=run.callback_id, number=run.row["number"],
-                             queue=run.entry.queue, status=status, attempts=attempts)
-            log.warning("callback %s for %s failed after %d attempts (%s)", run.callback_id, run.row["number"],
-                        attempts, status)
-
-    def callback_interrupted(self, run: CallbackRun, who: str) -> None:
-        """The agent hung up before the customer answered: the callback waits again in its place."""
-        store_callbacks.release(self.db, run.callback_id)
-        row = store_callbacks.get_callback(self.db, run.callback_id)
-        if row is not None and row["state"] == "pending":
-            self._queue_callback(row)
-            entry = self.engine.entry(run.callback_id)
-            if entry is not None and run.agent:
-                entry.tried.add(run.agent)  # that agent said no for now: others first, them again later
-            self.loop.call_later(RETRY_SECONDS, self.kick)
-        log.info("callback %s: interrupted by the %s before the customer answered", run.callback_id, who)
-
-    def callback_finished(self, run: CallbackRun) -> None:
-        """The callback's calls are over: the agent goes to wrap-up."""
-        self.runs.pop(run.callback_id, None)
-        talk = self.now() - run.bridged_at if run.bridged_at else None
-        self._agent_done(run.agent, run.cfg, talk)
-        self.kick()
-
-    def customer_targets(self, row: dict) -> list[Target]:
-        """Where to dial a callback's customer: the trunk the call came in on, or an extension."""
-        number, line = row["number"], row.get("line") or ""
-        if line in ("", "internal") and directory.get_extension(self.db, number) is not None:
-            return [(b.request_uri(), b.source, number, None) for b in self.b2bua.location.lookup(number)]
-        trunk = self.trunk_by_name(line) if line not in ("", "internal") else None
-        if trunk is None:
-            names = self.line_names()
-            trunk = next((self.trunk_by_name(n) for n in names if self.trunk_by_name(n) is not None), None)
-        if trunk is None:
-            log.error("callback %s: no trunk to dial %s on", row["id"], number)
-            return []
-        return [(f"sip:{number}@{trunk.domain}", trunk.peer, trunk.name, trunk)]
-
-    # --- agents -----------------------------------------------------------------------
-    def agent_action(self, extension: str, action: str, queue: str | None = None, reason: str = "") -> dict:
-        """Log in, log out, pause or unpause an agent: the store first (the truth), then the live engine."""
-        if directory.get_extension(self.db, extension) is None:
-            raise ValueError(f"no extension {extension}")
-        member_of = [cfg.name for cfg in self.engine.queues.values() if cfg.member(extension) is not None]
-        if queue is not None and queue not in member_of:
-            raise ValueError(f"{extension} is not a member of queue {queue}" if queue in self.engine.queues
-                             else f"no queue named {queue}")
-        queues = [queue] if queue is not None else member_of
-        if action in ("login", "logout") and not queues:
-            raise ValueError(f"{extension} is not a member of any queue")
-        if action == "login":
-            for name in queues:
-                store_queues.set_login(self.db, extension, name, True)
-                self.engine.login(extension, name)
-        elif action == "logout":
-            for name in queues:
-                store_queues.set_login(self.db, extension, name, False)
-                self.engine.logout(extension, name)
-        elif action == "pause":
-            store_queues.set_pause(self.db, extension, True, reason or "paused")
-            self.engine.pause(extension, reason or "paused")
-        elif action == "unpause":
-            store_queues.set_pause(self.db, extension, False)
-            self.engine.unpause(extension)
-        else:
-            raise ValueError(f"unknown agent action {action!r}")
-        self.kick()
-        agent = self.engine.agent(extension)
-        return {"extension": extension, "state": agent.state if agent else "logged_out",
-                "reason": agent.reason if agent else "", "queues": sorted(agent.queues) if agent else []}
-
-    def _agent_changed(self, agent: Agent) -> None:
-        self.bus.publish("agent.state", extension=agent.extension, state=agent.state, reason=agent.reason,
-                         queues=sorted(agent.queues))
-        if agent.state == "available":
-            self.kick()
-
-    def _call_event(self, event: Event) -> None:
-        """Agents on calls outside the queue (direct calls, calls they make) are not offered queue calls."""
-        data = event.data
-        call_id = data.get("call_id")
-        if call_id in self.managed:
-            if event.topic == "call.ended":
-                self.managed.discard(call_id)
-            return
-        if event.topic in ("call.answered", "call.connected"):
-            for who in (data.get("answered_by"), data.get("from_number") if data.get("direction") != "inbound" else None):
-                if who and self.engine.agent(who) is not None:
-                    self._direct.setdefault(who, set()).add(call_id)
-                    if self.engine.agent(who).busy == "":
-                        self.engine.set_busy(who, "on_call")
-        elif event.topic == "call.ended":
-            for agent, calls in list(self._direct.items()):
-                if call_id in calls:
-                    calls.discard(call_id)
-                    if not calls:
-                        del self._direct[agent]
-                        found = self.engine.agent(agent)
-                        if found is not None and found.busy == "on_call":
-                            self.engine.set_busy(agent, "")
-                            self.kick()
-
-    def feature(self, call: Call, route: Route) -> None:
-        """B2BUA destination "feature": *45 log in, *46 log out, *47 pause, *48 unpause, said back to the agent."""
-        extension = call.info.from_number
-        action = FEATURE_CODES[route.number]
-        call.answer_locally(f"feature:{route.number}",
-                            lambda choice: self._feature_answered(call, extension, action, choice))
-
-    def _feature_answered(self, call: Call, extension: str, action: str, choice: MediaChoice) -> None:
-        channel = open_channel(self.loop, call, choice, lambda _key, _how: None, self.dtmf_inband)
-        try:
-            self.agent_action(extension, action, reason="paused from the phone" if action == "pause" else "")
-            # The phone is still on this call while the box speaks: no offer until it hangs up. The
-            # agent exists only now for *45, so the call.answered event could not mark it busy.
-            self._direct.setdefault(extension, set()).add(call.info.record_id)
-            agent = self.engine.agent(extension)
-            if agent is not None and agent.busy == "":
-                self.engine.set_busy(extension, "on_call")
-            prompt = FEATURE_PROMPTS[action]
-            log.info("agent %s: %s from the phone", extension, action)
-        except ValueError as exc:
-            log.info("agent %s: %s refused: %s", extension, action, exc)
-            prompt = "invalid"
-
-        def play(loaded: Prompt | None) -> None:
-            if loaded is None or channel.closed:
-                call.hangup(None)
-            else:
-                channel.play(loaded, lambda: call.hangup(None))
-
-        self.speech.say([prompt], play)
 
     # --- facts ------------------------------------------------------------------------
     def is_open(self, name: str) -> bool:
