@@ -154,6 +154,7 @@ def test_sim_not_ready(make_sim: Callable[..., ModemSimulator]) -> None:
     run(t())
 
 
+@pytest.mark.realtime  # audio paced in real time, checked by the byte: scripts/test runs it alone
 @pytest.mark.parametrize("dialect", ALL)
 def test_incoming_call_answer_and_audio_both_ways(make_sim: Callable[..., ModemSimulator],
                                                    dialect: str) -> None:
