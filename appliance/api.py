@@ -14,13 +14,13 @@ from .store.wrapups import set_wrapup_callback
 AGENT_ACTIONS = ("login", "logout", "pause", "unpause")
 
 if TYPE_CHECKING:
-    from .box import Box
+    from .features import Context
 
 
 class BoxApi:
     """Crosses from another thread into the box's loop; never touches core objects directly."""
 
-    def __init__(self, box: "Box") -> None:
+    def __init__(self, box: "Context") -> None:
         self._box = box
         self.login_throttle: Any = None  # the web's LoginThrottle, set when the web starts
 

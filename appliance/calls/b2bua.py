@@ -51,9 +51,14 @@ class B2BUA:
         self.by_invite: dict[int, Call] = {}
         self.destinations: dict[str, Destination] = {}
 
-    def add_destination(self, kind: str, handler: Destination) -> None:
-        """Let a feature answer calls routed to `kind` (set up by the feature, before calls arrive)."""
+    def add_destination(self, kind: str, handler: Destination) -> Callable[[], None]:
+        """Let a feature answer calls routed to `kind`; returns the undo (for the feature's teardown)."""
         self.destinations[kind] = handler
+
+        def remove() -> None:
+            if self.destinations.get(kind) is handler:
+                del self.destinations[kind]
+        return remove
 
     def start(self, txn: ServerTransaction, route: Route, info: CallInfo, trunk: TrunkPeer | None = None) -> Call | None:
         """Route an authorised INVITE: ring an extension's contacts or a trunk, or hand it to a destination."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from appliance.calls.handover import Handover
 from appliance.calls.ivr import IvrSession, describe_path
 from appliance.calls.ivr_config import Action, IvrMenu
 from appliance.calls.router import Route
@@ -27,18 +28,14 @@ log = logging.getLogger("switchboard.ivr")
 
 CACHE_SECONDS = 2.0  # how long a menu read from the store is reused for new calls
 
-QueueHandler = Callable[[Call, str], "str | None"]
-"""(call, queue name) -> None when the queue took the caller for good, else why it could not."""
-
-CallbackHandler = Callable[[Any, str, str, str], str]
-"""(call info, number, queue name or "" for the default, source) -> the callback's id."""
 
 
 class IvrDestination:
     """The B2BUA destination for route kind "ivr"."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, b2bua: B2BUA, db: Any, prompts: PromptLibrary,
-                 recording: RecordingPolicy, ringback_region: str = "eu", dtmf_inband: str = "auto",
+                 recording: RecordingPolicy, handover: Handover, ringback_region: str = "eu",
+                 dtmf_inband: str = "auto",
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.loop = loop
         self.b2bua = b2bua
@@ -48,8 +45,7 @@ class IvrDestination:
         self.ringback_region = ringback_region
         self.dtmf_inband = dtmf_inband
         self.now = now
-        self.queue: QueueHandler | None = None  # the queues take callers pressing a queue: key
-        self.callbacks: CallbackHandler | None = None  # and run the callbacks they ask for
+        self.handover = handover  # the queues take callers pressing a queue: key, and run their callbacks
         self._menus: dict[str, tuple[float, IvrMenu | None]] = {}
         self._hours: dict[str, tuple[float, Any]] = {}
 
@@ -183,8 +179,7 @@ class CallHost:
         # Stored before anyone's phone rings: the screen pop shows how the caller got there.
         self.owner.b2bua.calls.path(self.call.info, session.path, store=True)
         if action.kind == "queue":
-            refused = "queues are not available" if self.owner.queue is None else \
-                self.owner.queue(self.call, action.target)
+            refused = self.owner.handover.to_queue(self.call, action.target)
             if refused is None:
                 session.close()  # the queue has the caller now, with its own music and destinations
             else:
@@ -211,11 +206,11 @@ class CallHost:
             log.info("call %s: callback requested but the caller ID %r cannot be dialled", info.record_id, number)
             return False
         menu = self.session.menu.name if self.session and self.session.menu else ""
-        if self.owner.callbacks is None:  # no queue service to check and run it: nothing is stored
+        if not self.owner.handover.has_callbacks:  # no queue service to check and run it: nothing is stored
             log.warning("call %s: callback requested but no queue runs callbacks", info.record_id)
             return False
         try:
-            callback_id = self.owner.callbacks(info, number, queue, f"ivr:{menu}")
+            callback_id = self.owner.handover.callback(info, number, queue, f"ivr:{menu}")
         except ValueError as exc:
             log.info("call %s: callback to %s refused: %s", info.record_id, number, exc)
             return False

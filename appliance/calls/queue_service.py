@@ -12,7 +12,7 @@ from appliance.bus import EventBus
 from appliance.calls.answering import open_channel
 from appliance.calls.callback_run import CallbackRun
 from appliance.calls.callback_scheduler import CallbackScheduler
-from appliance.calls.ivr_calls import IvrDestination
+from appliance.calls.handover import Handover
 from appliance.calls.ivr_config import Action
 from appliance.calls.outbound_policy import OutboundPolicy
 from appliance.calls.queue import Entry, QueueEngine
@@ -47,7 +47,7 @@ class QueueService(QueueCallbacks, QueueAgents):
     """Owns the QueueEngine on the loop: callers, agents, offers, callbacks and their bookkeeping."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, b2bua: B2BUA, db: Any, prompts: PromptLibrary,
-                 bus: EventBus, call_log: CallLog, ivr: IvrDestination | None,
+                 bus: EventBus, call_log: CallLog, handover: Handover,
                  trunk_by_name: Callable[[str], TrunkPeer | None], policy: OutboundPolicy,
                  ringback_region: str = "eu",
                  dtmf_inband: str = "auto", now: Callable[[], float] = time.time,
@@ -59,7 +59,7 @@ class QueueService(QueueCallbacks, QueueAgents):
         self.prompts = prompts
         self.bus = bus
         self.call_log = call_log
-        self.ivr = ivr
+        self.handover = handover  # menus a destination may send callers to
         self.trunk_by_name = trunk_by_name
         self.policy = policy  # every number a callback dials passes it, when asked for and again when dialled
         # Every line a callback may go out on, trunks first (modem lines after them).
@@ -359,10 +359,8 @@ class QueueService(QueueCallbacks, QueueAgents):
     def to_ivr(self, caller: QueueCaller, menu: str) -> None:
         """A destination sends the caller to an IVR menu."""
         caller.detach()
-        if self.ivr is None:
+        if not self.handover.to_menu(caller.call, menu):
             caller.call.hangup(None)
-            return
-        self.ivr.enter(caller.call, menu)
 
     def to_queue(self, caller: QueueCaller, name: str) -> None:
         """A destination sends the caller to another queue (they start at its end)."""

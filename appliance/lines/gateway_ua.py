@@ -64,7 +64,7 @@ class GatewayUa:
         self.host = host
         # UDP only: the box talks to its lines over UDP, and a TCP listener on an ephemeral port
         # could take a port another service (the web) is about to bind.
-        self.transport = SipTransport(loop, host, 0, handler=lambda m, p: None, tcp=False)
+        self.transport = SipTransport(loop, host, 0, tcp=False)
         self.layer = TransactionLayer(loop, self.transport, tu=self, methods=METHODS)
         self.call: LineCall | None = None
 
@@ -76,7 +76,6 @@ class GatewayUa:
     async def start(self) -> None:
         """Bind the socket."""
         await self.transport.start()
-        self.transport.handler = self.layer.handle
         self.layer.start()
 
     async def stop(self) -> None:

@@ -283,7 +283,7 @@ class ClientTransaction:
 class TransactionLayer:
     """Matches messages to transactions and runs their timers."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, transport: SipTransport, tu: TransactionUser,
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: SipTransport, tu: TransactionUser | None = None,
                  methods: frozenset[str] | None = None) -> None:
         self.loop = loop
         self.transport = transport
@@ -301,8 +301,11 @@ class TransactionLayer:
         """A unique RFC 3261 branch."""
         return f"{self._branch_prefix}.{next(self._branch_counter):x}"
 
-    def start(self) -> None:
-        """Start the sweep of expired transactions."""
+    def start(self, tu: TransactionUser | None = None) -> None:
+        """Start serving `tu` (the UA core, built above this layer) and the sweep of expired transactions."""
+        if tu is not None:
+            self.tu = tu
+        self.transport.serve(self.handle)
         self._sweeper = self.loop.call_later(1.0, self._sweep)
 
     def stop(self) -> None:

@@ -128,13 +128,16 @@ class _TcpConnection(asyncio.Protocol):
 class SipTransport:
     """Listens on one UDP and one TCP port and hands whole messages to a handler."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, handler: MessageHandler,
-                 tcp: bool = True, tcp_limits: TcpLimits | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
+                 handler: MessageHandler | None = None, tcp: bool = True, tcp_limits: TcpLimits | None = None,
+                 is_blocked: Callable[[str], bool] = lambda host: False) -> None:
         self.loop = loop
         self.tcp = tcp
         self.host = host
         self.port = port
-        self.handler = handler
+        # Messages go to the handler once there is one (serve()): until then they are dropped, as a
+        # socket bound before the transaction layer above it is ready must not answer anything.
+        self.handler: MessageHandler = handler or (lambda message, peer: None)
         self.udp: socket.socket | None = None
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[tuple[str, int], _TcpConnection] = {}
@@ -144,7 +147,7 @@ class SipTransport:
         self._buffer = bytearray(_UDP_MAX)
         self._view = memoryview(self._buffer)
         self.stats = {"rx": 0, "tx": 0, "bad": 0, "blocked": 0, "tcp_refused": 0}
-        self.is_blocked: Callable[[str], bool] = lambda host: False  # the ban list, checked before parsing
+        self.is_blocked = is_blocked  # the ban list, checked before parsing
 
     async def start(self) -> None:
         """Bind UDP, and TCP on the same port unless this transport is UDP only."""
@@ -164,6 +167,10 @@ class SipTransport:
             return
         self._server = await self.loop.create_server(
             lambda: _TcpConnection(self), self.host, self.port, reuse_address=True)
+
+    def serve(self, handler: MessageHandler) -> None:
+        """Deliver every message from now on to handler (the transaction layer, once it is built)."""
+        self.handler = handler
 
     async def stop(self) -> None:
         """Close every socket."""
