@@ -154,7 +154,6 @@ def test_sim_not_ready(make_sim: Callable[..., ModemSimulator]) -> None:
     run(t())
 
 
-@pytest.mark.realtime  # audio paced in real time, checked by the byte: scripts/test runs it alone
 @pytest.mark.parametrize("dialect", ALL)
 def test_incoming_call_answer_and_audio_both_ways(make_sim: Callable[..., ModemSimulator],
                                                    dialect: str) -> None:
@@ -169,7 +168,7 @@ def test_incoming_call_answer_and_audio_both_ways(make_sim: Callable[..., ModemS
         assert box.line.state == "incoming"
         await box.line.answer()
         await box.wait("answered")
-        await until(lambda: sim.audio_on)
+        await until(lambda: sim.audio_on and box.line.audio_running)  # the driver's side too
         sim.play(PATTERN)
         sim.play_tone(1000, 0.3)
         box.line.send_audio(PATTERN)
@@ -216,7 +215,7 @@ def test_dial_outcomes(make_sim: Callable[..., ModemSimulator], dialect: str, ou
         assert ("ATD5551234" if dialect == "v253" else "ATD5551234;") in sim.commands
         assert box.line.state == ("connected" if outcome == "answer" else "ready")
         if outcome == "answer":
-            await until(lambda: sim.audio_on)
+            await until(lambda: sim.audio_on and box.line.audio_running)  # the driver's side too
         await box.line.stop()
     run(t())
 
@@ -233,7 +232,7 @@ def test_sim7600_pcm_only_after_connect(make_sim: Callable[..., ModemSimulator])
             await box.line.at("AT+CPCMREG=1")
         assert not sim.audio_on
         await box.wait("answered")
-        await until(lambda: sim.audio_on)
+        await until(lambda: sim.audio_on and box.line.audio_running)  # the driver's side too
         cmds = sim.commands
         assert cmds.count("AT+CPCMREG=1") == 2 and cmds[-1] == "AT+CPCMREG=1"
         await box.line.stop()

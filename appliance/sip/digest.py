@@ -21,6 +21,7 @@ _PREFERENCE = ("SHA-256", "SHA-256-SESS", "MD5", "MD5-SESS")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BARE_VALUE = re.compile(r"[^\s,\"=\\]+")
 _SPACE = re.compile(r"[ \t]*")
+
 _NC = re.compile(r"[0-9A-Fa-f]{8}\Z")
 _HEX = re.compile(r"[0-9A-Fa-f]+\Z")
 
@@ -31,6 +32,12 @@ _NONCE_BYTES = _STAMP.size + _RANDOM_BYTES + _MAC_BYTES
 _NONCE_CHARS = -(-_NONCE_BYTES * 4 // 3)
 _NONCE_TEXT = re.compile(r"[A-Za-z0-9_-]{%d}\Z" % _NONCE_CHARS)
 
+
+
+def _skip_space(text: str, pos: int) -> int:
+    """The offset of the first non-blank character at or after pos (_SPACE matches the empty string too)."""
+    match = _SPACE.match(text, pos)
+    return match.end() if match is not None else pos
 
 def _split_algorithm(algorithm: str | None) -> tuple[str, bool]:
     """Canonical base algorithm and whether it is a -sess variant; ValueError if unknown."""
@@ -101,7 +108,7 @@ def parse_credentials(value: str) -> tuple[str, dict[str, str]]:
     params: dict[str, str] = {}
     expect_separator = False
     while True:
-        pos = _SPACE.match(text, pos).end()
+        pos = _skip_space(text, pos)
         if pos >= len(text):
             return scheme, params
         if text[pos] == ",":
@@ -114,10 +121,10 @@ def parse_credentials(value: str) -> tuple[str, dict[str, str]]:
         if match is None:
             raise ValueError(f"expected a parameter name at offset {pos}")
         name = match.group().lower()
-        pos = _SPACE.match(text, match.end()).end()
+        pos = _skip_space(text, match.end())
         if pos >= len(text) or text[pos] != "=":
             raise ValueError(f"parameter {name!r} has no value")
-        pos = _SPACE.match(text, pos + 1).end()
+        pos = _skip_space(text, pos + 1)
         if pos < len(text) and text[pos] == '"':
             param, pos = _read_quoted(text, pos)
         else:
@@ -327,7 +334,7 @@ class DigestAuthenticator:
         if status == "stale":
             return AuthResult(False, username, stale=True)
         if qop is not None:
-            if self.nonces.forgotten(nonce) or not self.nonces.check_nc(nonce, int(nc, 16)):
+            if self.nonces.forgotten(nonce) or not self.nonces.check_nc(nonce, int(nc or "0", 16)):
                 return AuthResult(False, username, stale=True)
         return AuthResult(True, username)
 

@@ -167,8 +167,11 @@ class InviteSession:
         request = self.ua.request(self.dialog, method, body, content_type)
         for name, value in headers:
             request.set_header(name, value)
-        self.ua.layer.send_request(request, self.dialog.peer,
-                                   lambda response: response.status >= 200 and on_answer(response))
+        def answered(response: Response) -> None:
+            if response.status >= 200:
+                on_answer(response)
+
+        self.ua.layer.send_request(request, self.dialog.peer, answered)
 
     def on_stray_2xx(self, response: Response) -> None:
         """A 2xx to one of our INVITEs, retransmitted after its transaction ended: ACK it again."""
@@ -308,7 +311,7 @@ class ClientInvite(InviteSession):
         self.ua.layer.send_request(Request("CANCEL", invite.uri, headers), self.dest, lambda r: None)
         txn = self.txn
         if txn is not None:  # RFC 3261 §9.1: no final answer 64*T1 after the CANCEL ends the INVITE anyway
-            self.ua.layer.loop.call_later(64 * T1, lambda: txn.state in ("calling", "proceeding") and txn.terminate())
+            self.ua.layer.loop.call_later(64 * T1, _end_if_unanswered, txn)
 
     def hang_up_late(self) -> None:
         """A 2xx the call no longer wants (another fork won, or it was cancelled): ACK, then BYE."""
@@ -375,3 +378,9 @@ class ServerInvite(InviteSession):
             self.bye_waits_for_ack = True
             return
         super().bye()
+
+
+def _end_if_unanswered(txn: ClientTransaction) -> None:
+    """The INVITE got no final answer 64*T1 after its CANCEL: end it."""
+    if txn.state in ("calling", "proceeding"):
+        txn.terminate()

@@ -37,6 +37,25 @@ class TransactionUser(Protocol):
         """A response that matches no client transaction (e.g. a retransmitted 2xx)."""
 
 
+class _NotServing:
+    """The transaction user before start(): the transport delivers nothing until then."""
+
+    def on_request(self, txn: "ServerTransaction") -> None:
+        txn.respond(503, stateless=True)
+
+    def on_cancel(self, txn: "ServerTransaction", invite: "ServerTransaction | None") -> None:
+        txn.respond(503, stateless=True)
+
+    def on_ack(self, request: Request, peer: Peer) -> None:
+        pass
+
+    def on_ack_timeout(self, txn: "ServerTransaction") -> None:
+        pass
+
+    def on_stray_response(self, response: Response, peer: Peer) -> None:
+        pass
+
+
 class ServerTransaction:
     """A request received and the responses sent to it."""
 
@@ -287,7 +306,7 @@ class TransactionLayer:
                  methods: frozenset[str] | None = None) -> None:
         self.loop = loop
         self.transport = transport
-        self.tu = tu
+        self.tu: TransactionUser = tu or _NotServing()
         self.methods = methods  # requests of other methods get 501 (RFC 4475 mismatch02)
         self.server: dict[tuple, ServerTransaction] = {}
         self.client: dict[tuple, ClientTransaction] = {}

@@ -74,7 +74,7 @@ class TrunkClient:
             self._set_state("failed", f"cannot resolve {self.row['host']}: {exc}")
             self._schedule(self._backoff(), self._retry_start)
             return
-        self.peer = TrunkPeer(self.name, Peer(transport, address, port), self.domain,
+        self.peer = TrunkPeer(self.name, Peer(transport, str(address), port), self.domain,
                               self.row.get("username"), self.row.get("secret"), self.row.get("inbound") or "")
         if self.row.get("register"):
             self.register()

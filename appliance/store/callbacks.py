@@ -62,7 +62,7 @@ def request_callback(
             )
             return current["id"], False
         callback_id = uuid.uuid4().hex
-        db["callbacks"].insert(
+        db.table("callbacks").insert(
             {
                 "id": callback_id,
                 "number": number,

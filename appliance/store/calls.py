@@ -35,7 +35,7 @@ def start_call(
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     call_id = uuid.uuid4().hex
-    row = {
+    row: dict[str, object] = {
         "id": call_id,
         "sip_call_id": sip_call_id,
         "direction": direction,
@@ -49,7 +49,7 @@ def start_call(
     if customer_id is not None:
         row["customer_id"] = customer_id
     with transaction(db):
-        db["calls"].insert(row)
+        db.table("calls").insert(row)
     return call_id
 
 

@@ -33,7 +33,7 @@ def save_definition(db: Database, table: str, label: tuple[str, str], name: str,
         # The number column only mirrors the definition (provisioning clears it to move numbers
         # between rows), so it is rewritten when it differs but never makes a save "updated".
         same = current is not None and current["definition"] == encoded and current["source"] == source
-        if same and current["number"] == number:
+        if same and current is not None and current["number"] == number:
             return "unchanged"
-        db[table].upsert({"name": name, "number": number, "definition": encoded, "source": source}, pk="name")
+        db.table(table).upsert({"name": name, "number": number, "definition": encoded, "source": source}, pk="name")
         return "added" if current is None else "unchanged" if same else "updated"

@@ -62,7 +62,7 @@ def upsert_extension(
         current = _one(db, "SELECT * FROM extensions WHERE number = ?", [number])
         if current is not None and all(current[k] == v for k, v in row.items()):
             return "unchanged"
-        db["extensions"].upsert({**row, "updated_at": to_iso()}, pk="number")
+        db.table("extensions").upsert({**row, "updated_at": to_iso()}, pk="number")
         return "added" if current is None else "updated"
 
 
@@ -119,7 +119,7 @@ def upsert_trunk(db: Database, **fields: Any) -> str:
         current = _one(db, "SELECT * FROM trunks WHERE name = ?", [name])
         if current is not None and all(current[k] == v for k, v in fields.items()):
             return "unchanged"
-        db["trunks"].upsert({"name": name, **fields, "updated_at": to_iso()}, pk="name")
+        db.table("trunks").upsert({"name": name, **fields, "updated_at": to_iso()}, pk="name")
         return "added" if current is None else "updated"
 
 

@@ -67,7 +67,7 @@ def enter_queue(
     """Record a caller joining a queue; returns the entry id."""
     entry_id = uuid.uuid4().hex
     with transaction(db):
-        db["queue_entries"].insert(
+        db.table("queue_entries").insert(
             {
                 "id": entry_id,
                 "queue": queue,
@@ -122,7 +122,7 @@ def record_offer(
     if outcome not in OFFER_OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}: expected one of {', '.join(OFFER_OUTCOMES)}")
     with transaction(db):
-        db["queue_offers"].insert(
+        db.table("queue_offers").insert(
             {
                 "queue": queue,
                 "entry_id": entry_id,
@@ -252,8 +252,10 @@ def agent_stats(db: Database, queue: str | None = None, since: float | None = No
     or after `since`), None without any.
     """
     start = -math.inf if since is None else float(since)
-    where, params = "rang_at >= ?", [start]
-    entry_where, entry_params = "entered_at >= ? AND answered_at IS NOT NULL AND ended_at IS NOT NULL", [start]
+    where = "rang_at >= ?"
+    params: list[float | str] = [start]
+    entry_where = "entered_at >= ? AND answered_at IS NOT NULL AND ended_at IS NOT NULL"
+    entry_params: list[float | str] = [start]
     if queue is not None:
         where += " AND queue = ?"
         params.append(queue)

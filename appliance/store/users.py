@@ -157,6 +157,7 @@ def create_user(db: Database, username: str, password: str, role: str, extension
             )
             if role == "admin":
                 db.execute("DELETE FROM settings WHERE key = ?", [SETUP_CODE_KEY])
+            assert cursor.lastrowid is not None
             return int(cursor.lastrowid)
     except sqlite3.IntegrityError:  # a concurrent create took the name
         raise UserError(f"The username {name} is taken.") from None

@@ -35,7 +35,9 @@ def save_wrapup(db: Database, *, call_id: str, agent: str, customer_id: int | No
             "callback_at = excluded.callback_at, saved_by = excluded.saved_by, saved_at = excluded.saved_at",
             row,
         )
-        return get_wrapup(db, call_id, agent)
+        saved = get_wrapup(db, call_id, agent)
+        assert saved is not None  # written just above, in the same transaction
+        return saved
 
 
 def set_wrapup_callback(db: Database, call_id: str, agent: str, callback_id: str) -> None:

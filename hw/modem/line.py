@@ -192,6 +192,11 @@ class ModemLine(CallFlow):
         self._emit("sms", ok=True, reference=ref)
         return ref
 
+    @property
+    def audio_running(self) -> bool:
+        """Whether the call's audio path is up: what send_audio() queues goes out from now on."""
+        return self._pump.running
+
     def send_audio(self, pcm: bytes) -> None:
         """Queue 16-bit 8 kHz mono audio for the far end (at most 200 ms is kept)."""
         self._pump.push(pcm)
