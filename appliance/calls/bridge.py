@@ -15,7 +15,7 @@ from ..sip.invite_session import ClientInvite, InviteSession, ServerInvite
 from ..sip.message import Request, Response
 from ..sip.targets import Target, TrunkPeer
 from ..sip.transaction import ServerTransaction
-from .legs import Leg, PlacingCall
+from .legs import CallState, Leg, PlacingCall
 from .records import CallInfo, disposition_for
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class Call(PlacingCall):
         self.a = Leg(self.caller, "a", info.from_number)
         self.b: Leg | None = None
         self.relay = None
-        self.state = "routing"      # routing → ringing → answered → ended
+        self.state: CallState = CallState.ROUTING
         self.timed_out = False
         # Late offer: an INVITE without SDP gets the callee's offer in our 200, and the callee's ACK
         # waits for the caller's ACK, which carries the answer (RFC 3264 §5, RFC 3261 §13.2.1).
@@ -110,7 +110,7 @@ class Call(PlacingCall):
             self.fail(488, None, "failed")
             return
         self.box_answered = True
-        self.state = "answered"
+        self.state = CallState.ANSWERED
         self._on_box_ready = ready
         self.caller.answer(body)
         self.b2bua.calls.answered(self.info, answered_by)
@@ -145,7 +145,7 @@ class Call(PlacingCall):
             return
         self._cancel_ring_timer()
         self.forks.cancel()
-        self.state = "answered"  # so a 2xx that crosses the CANCEL is ACKed and BYEd as too late
+        self.state = CallState.ANSWERED  # so a 2xx that crosses the CANCEL is ACKed and BYEd as too late
 
     def ring(self, targets: list[Target], body: bytes, timeout: float | None = None) -> None:
         """Send an INVITE to every target: (request URI, where to send, label, trunk)."""
@@ -160,7 +160,7 @@ class Call(PlacingCall):
             host = b2bua.endpoint.host
             return f"{name}<sip:{info.from_number}@{host}>", f"<sip:{label}@{host}>"
 
-        self.state = "ringing"
+        self.state = CallState.RINGING
         self._send_forks(targets, body, int(self.caller.request.header("Max-Forwards") or 70) - 1, addresses)
         self.ring_timer = b2bua.loop.call_later(b2bua.ring_timeout() if timeout is None else timeout,
                                                 self.ring_timeout)
@@ -196,7 +196,7 @@ class Call(PlacingCall):
         fork.listener = self
         self.b = Leg(fork, "b", fork.label, self.b_sdp_session, sdp_version=1)
         self._index(fork.key, self.b)
-        self.state = "answered"
+        self.state = CallState.ANSWERED
         self._cancel_ring_timer()
         self.forks.cancel(keep=fork)
         if self.box_answered:
@@ -231,7 +231,7 @@ class Call(PlacingCall):
             log.info("call %s: %s answered without usable SDP", self.info.record_id, fork.label)
             fork.bye()
             self.b = None
-            self.state = "answered"
+            self.state = CallState.ANSWERED
             if self._on_transfer_failed is not None:
                 self._on_transfer_failed(488)
             return
@@ -290,7 +290,7 @@ class Call(PlacingCall):
 
     def _transfer_failed(self, status: int) -> None:
         """Nobody took a transfer: the caller stays with the box."""
-        self.state = "answered"
+        self.state = CallState.ANSWERED
         self._cancel_ring_timer()
         if self._on_transfer_failed is not None:
             self._on_transfer_failed(status)
@@ -338,7 +338,7 @@ class Call(PlacingCall):
         """Release everything and write the record."""
         if self.state == "ended":
             return
-        self.state = "ended"
+        self.state = CallState.ENDED
         self._cancel_ring_timer()
         for callback in self.on_finish:
             try:

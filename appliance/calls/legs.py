@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,26 @@ from ..sip.targets import Target, TrunkPeer
 if TYPE_CHECKING:
     from .b2bua import B2BUA
     from .records import CallInfo
+
+class CallState(enum.StrEnum):
+    """Where a caller's call is (calls/bridge.py): routing → ringing → answered → ended."""
+
+    ROUTING = "routing"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+class OutboundState(enum.StrEnum):
+    """Where a call the box places is (calls/outbound_call.py)."""
+
+    NEW = "new"
+    AGENT_RINGING = "agent_ringing"
+    AGENT_UP = "agent_up"
+    CUSTOMER_RINGING = "customer_ringing"
+    BRIDGED = "bridged"
+    ENDED = "ended"
+
 
 Addresses = Callable[[str, TrunkPeer | None], tuple[str, str]]
 """(label, trunk) -> the From and To of the INVITE to that target."""
@@ -47,7 +68,7 @@ class PlacingCall:
 
     b2bua: B2BUA
     info: CallInfo
-    state: str                # "ended" once over
+    state: CallState | OutboundState  # ENDED once over
     relay: object | None
 
     def __init__(self) -> None:

@@ -17,7 +17,7 @@ from ..sip.invite_session import ALLOW, ClientInvite, InviteSession
 from ..sip.message import Response
 from ..sip.targets import Target, TrunkPeer
 from ..sip.transaction import ServerTransaction
-from .legs import Leg, PlacingCall
+from .legs import Leg, OutboundState, PlacingCall
 from .records import CallInfo, disposition_for
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ __all__ = ["OutboundCall", "Target"]
 
 log = logging.getLogger("switchboard.calls.outbound")
 
-_RINGING = ("agent_ringing", "customer_ringing")
+_RINGING = (OutboundState.AGENT_RINGING, OutboundState.CUSTOMER_RINGING)
 
 
 def _no_digit(digit: str, how: str) -> None:
@@ -41,7 +41,7 @@ class OutboundCall(PlacingCall):
         super().__init__()
         self.b2bua = b2bua
         self.info = info
-        self.state = "new"  # new → agent_ringing → agent_up → customer_ringing → bridged → ended
+        self.state: OutboundState = OutboundState.NEW
         self.channel: MediaChannel | None = None
         self.on_ended: list[Callable[[str], None]] = []
         self.relay: Relay | None = None
@@ -72,7 +72,7 @@ class OutboundCall(PlacingCall):
         b2bua = self.b2bua
         b2bua.active[self.info.record_id] = self
         self._on_agent, self._on_failed = on_answered, on_failed
-        self.state = "agent_ringing"
+        self.state = OutboundState.AGENT_RINGING
         try:
             self.relay = b2bua.media.create_relay()
         except (PortsExhausted, OSError) as exc:
@@ -97,7 +97,7 @@ class OutboundCall(PlacingCall):
             raise ValueError("no customer to dial")
         self._on_customer_ringing, self._on_customer, self._on_failed = on_ringing, on_answered, on_failed
         self.customer_status = None
-        self.state = "customer_ringing"
+        self.state = OutboundState.CUSTOMER_RINGING
         # Exactly the agent's codec and event numbering: the relay passes audio untouched (as Call.transfer).
         codec = channel.codec.name
         body = sdp_local.local_offer(self.b2bua.endpoint.host, self.relay.b.port, self._sdp_sessions["b"], 1,
@@ -165,7 +165,7 @@ class OutboundCall(PlacingCall):
             self.relay.set_remote("a", choice.host, choice.port)
         self.channel = MediaChannel(self.b2bua.loop, self.relay, "a", choice.codec, choice.payload_type,
                                     choice.event_pt, on_digit=_no_digit)
-        self.state = "agent_up"
+        self.state = OutboundState.AGENT_UP
         self.info.extension = fork.label  # the one who answered, not the last one that rang
         self.b2bua.calls.answered(self.info, fork.label)
         self._on_agent(self.channel)
@@ -184,7 +184,7 @@ class OutboundCall(PlacingCall):
         self._index(fork.key, self.customer)
         if choice.host is not None and choice.port:
             self.relay.set_remote("b", choice.host, choice.port)
-        self.state = "bridged"
+        self.state = OutboundState.BRIDGED
         self.channel.connect()
         # The record's answered_by stays the agent: the customer is the number the box called.
         self.b2bua.calls.connected(self.info, self.agent.label)
@@ -210,7 +210,7 @@ class OutboundCall(PlacingCall):
             self._release("no-answer" if self.timed_out else disposition_for(status), status, None)
             self._on_failed(status)
         elif self.state == "customer_ringing":
-            self.state = "agent_up"
+            self.state = OutboundState.AGENT_UP
             self.customer_status = status
             self._on_failed(status)
 
@@ -295,7 +295,7 @@ class OutboundCall(PlacingCall):
 
     def _release(self, disposition: str, status: int | None, hangup_by: str | None) -> None:
         """Close media, drop from the indexes and write the record."""
-        self.state = "ended"
+        self.state = OutboundState.ENDED
         self._cancel_ring_timer()
         calls = self.b2bua.calls
         if self.channel is not None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 from .outbound_policy import OutboundPolicy
 
@@ -11,11 +11,14 @@ FEATURE_CODES = {"*45": "login", "*46": "logout", "*47": "pause", "*48": "unpaus
 """Codes an agent dials from their phone to change their queue state."""
 
 
+RouteKind = Literal["extension", "trunk", "reject", "ivr", "queue", "feature"]
+
+
 @dataclass(frozen=True)
 class Route:
     """The decision for one call: ring an extension, go out on a trunk, or refuse."""
 
-    kind: str               # "extension", "trunk", "reject", "ivr", "queue", "feature"
+    kind: RouteKind
     number: str = ""        # extension or outside number; the menu or queue name; the feature code
     trunk: str | None = None
     status: int = 0
@@ -78,7 +81,9 @@ class DialPlan:
             if self._extension(destination) is not None:
                 return Route("extension", destination)
             return Route.reject(404, "Not Found")
-        return Route(kind, name)
+        if kind not in ("extension", "ivr", "queue"):  # provisioning allows only these (config/provisioning.py)
+            return Route.reject(404, "Not Found")
+        return Route(kind, name)  # type: ignore[arg-type]  # narrowed just above
 
 
 def normalise(dialled: str) -> str:
