@@ -96,14 +96,14 @@ def test_a_second_request_updates_the_first(office: Office, workdir: Path) -> No
     assert [c["number"] for c in pending] == ["4930555555"]
 
 
-def test_a_scheduled_callback_waits_for_its_time(office: Office, workdir: Path) -> None:
-    at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() + 8))
+def test_a_scheduled_callback_is_dialled_at_its_time(office: Office, workdir: Path) -> None:
+    # That it is not dialled before its time, even with a free agent, is proved on a fake clock in
+    # test_queue_engine.py (a callback not yet due); here the wire path of a scheduled one.
+    at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() + 3))
     office.cli_ok("callback", "add", "4930666666", "--queue", "sales", "--at", at)
     customer = office.customer(answering(workdir, "customer", talk_ms=None), 1)
-    office.phones.start("201", answering(workdir, "agent_201", talk_ms=9000))
+    office.phones.start("201", answering(workdir, "agent_201", talk_ms=9000))  # the whisper takes ~5 s
     office.cli_ok("agent", "unpause", "201")
-    time.sleep(3)
-    assert callback(office, "4930666666")["attempts"] == 0  # not before its time, with a free agent
     wait_for(lambda: callback(office, "4930666666")["state"] == "completed", 30, "the scheduled callback")
     assert customer.finish(10)[0] == 0
 

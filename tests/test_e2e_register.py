@@ -139,11 +139,10 @@ def test_register_below_the_minimum_gets_423_with_min_expires(box, workdir):
     assert contacts(box, "201") == []
 
 
-def test_expiry_and_refresh(box_factory, tmp_path):
+def test_refresh_over_the_wire_and_in_the_store(box_factory, tmp_path):
     box = settings_box(box_factory, tmp_path, "short", "register_min_expires = 10\n")
     with SipPhone(box, user="201") as ann, SipPhone(box, user="202") as bob:
         assert ann.register("201", SECRETS["201"], 10).status == 200
-        registered_at = time.monotonic()
         call_id = new_id() + "@refresh"
         brief = bob.register("202", SECRETS["202"], 10, call_id=call_id, cseq=1)
         assert brief.status == 200
@@ -164,14 +163,8 @@ def test_expiry_and_refresh(box_factory, tmp_path):
             time.sleep(0.2)
         assert stored["source"] == f"udp:127.0.0.1:{bob.port}" and stored["expires_in"] > 10
         assert listed["201"][0]["expires_in"] <= 10
-        time.sleep(max(0.0, registered_at + 11 - time.monotonic()))
-        # a REGISTER without Contact fetches the bindings (RFC 3261 10.2.3)
-        fetched_ann = ann.register("201", SECRETS["201"], None, contact="", cseq=10)
-        fetched_bob = bob.register("202", SECRETS["202"], None, contact="", call_id=call_id, cseq=5)
-    assert fetched_ann.status == 200 and fetched_ann.header_all("Contact") == []
-    assert fetched_bob.status == 200 and len(fetched_bob.header_all("Contact")) == 1
-    listed = registered(box)
-    assert listed["201"] == [] and len(listed["202"]) == 1
+        # That the 10 s binding then lapses while the refreshed one stays is a rule of time:
+        # tests/test_sip_stack.py proves it on a fake clock instead of sleeping 11 s here.
 
 
 def test_received_and_rport_in_the_response_and_the_binding(box, workdir):

@@ -132,6 +132,34 @@ def test_a_registration_lasts_exactly_its_expiry() -> None:
     assert location.lookup("201") == []
 
 
+def test_a_refreshed_binding_outlives_the_first_lifetime_and_a_fetch_lists_only_live_ones() -> None:
+    """Moved down from test_e2e_register (it slept 11 s): expiry and refresh, then a REGISTER without Contact."""
+    rig, location, _, _ = core_rig()
+    assert register(rig, "z9hG4bKf1", 60) == 200
+    rig.loop.advance(30)
+    assert register(rig, "z9hG4bKf2", 600, cseq=10) == 200  # a refresh: same contact, longer lifetime
+    rig.loop.advance(31)  # past the first lifetime
+    assert [b.source for b in location.lookup("201")] == [PHONE]
+    assert len(fetch(rig, "z9hG4bKf3", 20).header_lines("Contact")) == 1  # RFC 3261 §10.2.3
+    rig.loop.advance(600)
+    assert fetch(rig, "z9hG4bKf4", 30).header_lines("Contact") == []
+
+
+def without_contact(text: str) -> str:
+    return "\n".join(line for line in text.split("\n") if not line.startswith("Contact:"))
+
+
+def fetch(rig: Rig, branch: str, cseq: int):  # type: ignore[no-untyped-def]
+    """A REGISTER without Contact: the registrar lists the live bindings."""
+    rig.wire.deliver(without_contact(request("REGISTER", branch + "a", cseq=cseq)))
+    value = rig.wire.responses()[-1].header("WWW-Authenticate") or ""
+    auth = build_authorization(value, "REGISTER", f"sip:{BOX.host}", "201", "s3cret-201")
+    rig.wire.deliver(without_contact(request("REGISTER", branch + "b", extra=[f"Authorization: {auth}"], cseq=cseq + 1)))
+    response = rig.wire.responses()[-1]
+    assert response.status == 200
+    return response
+
+
 def test_too_brief_a_registration_gets_423_with_min_expires() -> None:
     rig, location, _, _ = core_rig()
     assert register(rig, "z9hG4bKr2", 30) == 423
