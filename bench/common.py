@@ -23,7 +23,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 SCENARIOS = BENCH / "sipp"
-HOST = "127.0.0.1"
+sys.path.insert(0, str(REPO / "tests"))  # the helpers the tests and the benchmarks share (tests/peerkit/)
+from peerkit.ports import LOCALHOST as HOST  # noqa: E402
+from peerkit.ports import free_media_port, free_port  # noqa: E402,F401  (the benchmarks import them from here)
 BOX_CORE, PEER_CORE = 0, 1
 # Below Linux's ephemeral range and away from the ranges tests/peers.py hands out (20000-31998).
 RTP_RANGE = (14000, 15998)
@@ -171,41 +173,6 @@ class CpuMeter:
 
 
 # --- the box -------------------------------------------------------------------------
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free for UDP and TCP on 127.0.0.1 (and, for media, its +2 too)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            probe.bind((HOST, 0))
-            port = probe.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                tcp.bind((HOST, port))
-                udp.bind((HOST, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
-
-
-def free_media_port() -> int:
-    """An even UDP port with port+1..+3 free (SIPp binds audio there and video at +2)."""
-    for base in range(17000, 19990, 10):
-        try:
-            socks = []
-            for p in range(base, base + 4):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((HOST, p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free media port")
-
-
 def extensions(count: int, first: int = 10000) -> dict[str, str]:
     """Extension number -> secret."""
     return {str(first + i): f"bench-{first + i}" for i in range(count)}

@@ -2,63 +2,32 @@
 from __future__ import annotations
 
 import json
-import os as _os
+import os
 import re as _re
 import select as _select
-import threading as _threading
-from collections import deque as _deque
-import os
 import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading as _threading
 import time
+from collections import deque as _deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from peerkit.ports import (  # noqa: F401  (the tests import them from here)
+    LOCALHOST,
+    RTP_BLOCKS,
+    free_media_port,
+    free_port,
+    free_port_block,
+    free_rtp_range,
+    worker_slot,
+)
+
 SCENARIOS = Path(__file__).parent / "sipp"
-LOCALHOST = "127.0.0.1"
-
-
-def free_port(kind: int = socket.SOCK_DGRAM, even: bool = False) -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            probe.bind((LOCALHOST, 0))
-            port = probe.getsockname()[1]
-        if even and port % 2:
-            continue
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                tcp.bind((LOCALHOST, port))
-                udp.bind((LOCALHOST, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
-
-
-_rtp_blocks = iter(range(10**6))
-RTP_BLOCKS = 30  # 20000-31999: below Linux's ephemeral range (32768+), where free_port() picks
-
-
-def worker_slot() -> tuple[int, int]:
-    """(this test worker's index, how many workers run): (0, 1) without pytest-xdist."""
-    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    return int(name.removeprefix("gw") or 0) % max(count, 1), max(count, 1)
-
-
-def free_rtp_range(size: int = 400) -> tuple[int, int]:
-    """An even block of ports for the box's RTP, never one another test worker uses at the same time."""
-    index, count = worker_slot()
-    per_worker = RTP_BLOCKS // count
-    block = index * per_worker + next(_rtp_blocks) % per_worker
-    base = 20000 + block * size
-    return base, base + size - 2
 
 
 @dataclass
@@ -234,9 +203,7 @@ _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", 
             "c": "content-type", "k": "supported", "s": "subject"}
 
 
-def free_media_port() -> int:
-    """An even port P with P..P+3 free: SIPp's -mp takes P (audio) and P+2 (video)."""
-    return free_port_block(4, even=True)
+
 
 
 @dataclass
@@ -368,7 +335,7 @@ def sdp_body(port: int, direction: str = "sendrecv", formats: str = "8 0 101", h
 
 def new_id() -> str:
     """Random hex for tags, branches and Call-IDs."""
-    return _os.urandom(6).hex()
+    return os.urandom(6).hex()
 
 
 class SipPhone:
@@ -572,26 +539,6 @@ def baresip_module_dir() -> Path | None:
     return None
 
 
-def free_port_block(count: int = 2, even: bool = False) -> int:
-    """A port P with P..P+count-1 free on UDP and TCP (baresip: UDP/TCP on P, TLS on P+1)."""
-    for _ in range(200):
-        port = free_port(even=even)
-        if port + count > 65536:
-            continue
-        held: list[socket.socket] = []
-        try:
-            for offset in range(count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    held.append(s)
-                    s.bind((LOCALHOST, port + offset))
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise RuntimeError("no free port block")
 
 
 class Baresip:

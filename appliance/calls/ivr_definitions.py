@@ -8,7 +8,7 @@ from sqlite_utils import Database
 
 from appliance.calls.hours import BusinessHours
 from appliance.calls.ivr_config import IvrMenu
-from appliance.store.db import db_lock, transaction
+from appliance.store.db import db_lock, query_one, transaction
 from appliance.store.definitions import encode, save_definition
 
 
@@ -22,13 +22,13 @@ def save_menu(db: Database, menu: IvrMenu, source: str = "provision") -> str:
 
 def get_menu(db: Database, name: str) -> IvrMenu | None:
     """The menu called name, or None."""
-    row = _one(db, "SELECT definition FROM ivr_menus WHERE name = ?", [name])
+    row = query_one(db, "SELECT definition FROM ivr_menus WHERE name = ?", [name])
     return None if row is None else IvrMenu.from_dict(json.loads(row["definition"]))
 
 
 def menu_by_number(db: Database, number: str) -> IvrMenu | None:
     """The menu an extension reaches by dialling number, or None."""
-    row = _one(db, "SELECT definition FROM ivr_menus WHERE number = ?", [number])
+    row = query_one(db, "SELECT definition FROM ivr_menus WHERE number = ?", [number])
     return None if row is None else IvrMenu.from_dict(json.loads(row["definition"]))
 
 
@@ -49,7 +49,7 @@ def save_hours(db: Database, hours: BusinessHours, source: str = "provision") ->
     """Create or replace business hours by name; returns added/updated/unchanged."""
     row = {"name": hours.name, "definition": encode(hours.to_dict()), "source": source}
     with transaction(db):
-        current = _one(db, "SELECT * FROM business_hours WHERE name = ?", [hours.name])
+        current = query_one(db, "SELECT * FROM business_hours WHERE name = ?", [hours.name])
         if current is not None and all(current[k] == v for k, v in row.items()):
             return "unchanged"
         db["business_hours"].upsert(row, pk="name")
@@ -58,7 +58,7 @@ def save_hours(db: Database, hours: BusinessHours, source: str = "provision") ->
 
 def get_hours(db: Database, name: str) -> BusinessHours | None:
     """The business hours called name, or None."""
-    row = _one(db, "SELECT definition FROM business_hours WHERE name = ?", [name])
+    row = query_one(db, "SELECT definition FROM business_hours WHERE name = ?", [name])
     return None if row is None else BusinessHours.from_dict(json.loads(row["definition"]))
 
 
@@ -73,9 +73,3 @@ def delete_hours(db: Database, name: str) -> bool:
     """Remove business hours; True if they existed."""
     with transaction(db):
         return db.execute("DELETE FROM business_hours WHERE name = ?", [name]).rowcount > 0
-
-
-def _one(db: Database, sql: str, params: list) -> dict | None:
-    with db_lock(db):
-        rows = list(db.query(sql, params))
-    return rows[0] if rows else None

@@ -7,7 +7,7 @@ import json
 from sqlite_utils import Database
 
 from appliance.calls.queue_config import QueueConfig
-from appliance.store.db import db_lock, transaction
+from appliance.store.db import query_all, query_one, transaction
 from appliance.store.definitions import save_definition
 
 
@@ -30,19 +30,19 @@ def save_queue(db: Database, cfg: QueueConfig, source: str = "provision") -> str
 
 def get_queue(db: Database, name: str) -> QueueConfig | None:
     """The queue called name, or None."""
-    row = _one(db, "SELECT definition FROM queues WHERE name = ?", [name])
+    row = query_one(db, "SELECT definition FROM queues WHERE name = ?", [name])
     return None if row is None else QueueConfig.from_dict(json.loads(row["definition"]))
 
 
 def queue_by_number(db: Database, number: str) -> QueueConfig | None:
     """The queue an extension reaches by dialling number, or None."""
-    row = _one(db, "SELECT definition FROM queues WHERE number = ?", [number])
+    row = query_one(db, "SELECT definition FROM queues WHERE number = ?", [number])
     return None if row is None else QueueConfig.from_dict(json.loads(row["definition"]))
 
 
 def list_queues(db: Database) -> list[QueueConfig]:
     """All queues by name."""
-    rows = _all(db, "SELECT definition FROM queues ORDER BY name")
+    rows = query_all(db, "SELECT definition FROM queues ORDER BY name")
     return [QueueConfig.from_dict(json.loads(r["definition"])) for r in rows]
 
 
@@ -51,15 +51,3 @@ def delete_queue(db: Database, name: str) -> bool:
     with transaction(db):
         db.execute("DELETE FROM agent_logins WHERE queue = ?", [name])
         return db.execute("DELETE FROM queues WHERE name = ?", [name]).rowcount > 0
-
-
-
-def _one(db: Database, sql: str, params: list) -> dict | None:
-    with db_lock(db):
-        rows = list(db.query(sql, params))
-    return rows[0] if rows else None
-
-
-def _all(db: Database, sql: str, params: list | None = None) -> list[dict]:
-    with db_lock(db):
-        return list(db.query(sql, params or []))

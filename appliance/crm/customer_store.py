@@ -14,7 +14,7 @@ from sqlite_utils import Database
 from appliance.crm.phones import display, normalise
 from appliance.crm.segments import computed_segment, effective_segment, lookback_days
 from appliance.crm.settings import CrmSettings, load_crm_settings
-from appliance.store.db import db_lock, from_iso, to_iso, transaction
+from appliance.store.db import db_lock, from_iso, query_all, query_one, to_iso, transaction
 
 SEGMENTS = ("new", "occasional", "regular", "vip")
 FIELDS = ("name", "company", "phones", "email", "segment_override", "tags", "notes")
@@ -182,7 +182,7 @@ def set_call_customer(db: Database, call_id: str, customer_id: int | None) -> No
 def _set_phones(db: Database, customer_id: int, numbers: list[str]) -> None:
     """Replace the customer's phones; CustomerError naming the owner of one that is taken."""
     for number in numbers:
-        owner = _one(db, "SELECT customer_id FROM customer_phones WHERE phone = ?", [number])
+        owner = query_one(db, "SELECT customer_id FROM customer_phones WHERE phone = ?", [number])
         if owner is not None and owner["customer_id"] != customer_id:
             raise CustomerError(f"{display(number)} already belongs to {_label(db, owner['customer_id'])}")
     db.execute("DELETE FROM customer_phones WHERE customer_id = ?", [customer_id])
@@ -192,7 +192,7 @@ def _set_phones(db: Database, customer_id: int, numbers: list[str]) -> None:
 
 
 def _label(db: Database, customer_id: int) -> str:
-    row = _one(db, "SELECT name, company FROM customers WHERE id = ?", [customer_id])
+    row = query_one(db, "SELECT name, company FROM customers WHERE id = ?", [customer_id])
     who = (row["name"] or row["company"]) if row else ""
     return f"customer #{customer_id} ({who})" if who else f"customer #{customer_id}"
 
@@ -203,20 +203,20 @@ def _label(db: Database, customer_id: int) -> str:
 def get_customer(db: Database, customer_id: int) -> dict | None:
     """One customer with its phones, or None."""
     with db_lock(db):
-        row = _one(db, "SELECT * FROM customers WHERE id = ?", [customer_id])
+        row = query_one(db, "SELECT * FROM customers WHERE id = ?", [customer_id])
         return None if row is None else _with_phones(db, [row])[0]
 
 
 def customer_by_phone(db: Database, e164: str) -> dict | None:
     """The customer owning this E.164 number, or None."""
     with db_lock(db):
-        row = _one(db, "SELECT customer_id FROM customer_phones WHERE phone = ?", [e164])
+        row = query_one(db, "SELECT customer_id FROM customer_phones WHERE phone = ?", [e164])
         return None if row is None else get_customer(db, row["customer_id"])
 
 
 def customers_named(db: Database, name: str) -> list[int]:
     """Ids of the customers with exactly this name (ignoring case), oldest first."""
-    rows = _all(db, "SELECT id FROM customers WHERE name = ? COLLATE NOCASE ORDER BY id", [name.strip()])
+    rows = query_all(db, "SELECT id FROM customers WHERE name = ? COLLATE NOCASE ORDER BY id", [name.strip()])
     return [r["id"] for r in rows]
 
 
@@ -242,7 +242,7 @@ def search_customers(db: Database, query: str, limit: int = 50) -> list[dict]:
         where.append("id IN (SELECT customer_id FROM customer_phones WHERE phone LIKE ?)")
         params.append(like)
     with db_lock(db):
-        rows = _all(db, f"SELECT * FROM customers WHERE {' OR '.join(where)} "
+        rows = query_all(db, f"SELECT * FROM customers WHERE {' OR '.join(where)} "
                         "ORDER BY name = '', name COLLATE NOCASE, id LIMIT ?", [*params, limit])
         return _with_phones(db, rows)
 
@@ -250,20 +250,20 @@ def search_customers(db: Database, query: str, limit: int = 50) -> list[dict]:
 def list_customers(db: Database, limit: int = 100, offset: int = 0) -> list[dict]:
     """Customers by name (nameless ones last), with their phones."""
     with db_lock(db):
-        rows = _all(db, "SELECT * FROM customers ORDER BY name = '', name COLLATE NOCASE, id LIMIT ? OFFSET ?",
+        rows = query_all(db, "SELECT * FROM customers ORDER BY name = '', name COLLATE NOCASE, id LIMIT ? OFFSET ?",
                     [limit, offset])
         return _with_phones(db, rows)
 
 
 def count_customers(db: Database) -> int:
     """How many customers there are."""
-    return _one(db, "SELECT count(*) AS n FROM customers", [])["n"]
+    return query_one(db, "SELECT count(*) AS n FROM customers", [])["n"]
 
 
 def all_customers(db: Database) -> list[dict]:
     """Every customer by id, with its phones (for export)."""
     with db_lock(db):
-        return _with_phones(db, _all(db, "SELECT * FROM customers ORDER BY id"))
+        return _with_phones(db, query_all(db, "SELECT * FROM customers ORDER BY id"))
 
 
 def _with_phones(db: Database, rows: list[dict]) -> list[dict]:
@@ -271,7 +271,7 @@ def _with_phones(db: Database, rows: list[dict]) -> list[dict]:
     ids = list(phones)
     for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
         chunk = ids[start:start + 500]
-        for p in _all(db, f"SELECT phone, customer_id FROM customer_phones WHERE customer_id IN "
+        for p in query_all(db, f"SELECT phone, customer_id FROM customer_phones WHERE customer_id IN "
                           f"({', '.join('?' * len(chunk))}) ORDER BY customer_id, position", chunk):
             phones[p["customer_id"]].append(p["phone"])
     return [_out(r, phones[r["id"]]) for r in rows]
@@ -303,7 +303,7 @@ def caller_customer(db: Database, raw_number: str, region: str, create: bool = T
     if e164 is None:
         return None
     with db_lock(db):
-        row = _one(db, "SELECT customer_id FROM customer_phones WHERE phone = ?", [e164])
+        row = query_one(db, "SELECT customer_id FROM customer_phones WHERE phone = ?", [e164])
         if row is not None or not create:
             return None if row is None else row["customer_id"]
         now = to_iso()
@@ -316,7 +316,7 @@ def caller_customer(db: Database, raw_number: str, region: str, create: bool = T
                 db.execute("INSERT INTO customer_phones (phone, customer_id, position) VALUES (?, ?, 0)",
                            [e164, customer_id])
         except sqlite3.IntegrityError:  # another process (the CLI, an import) added it meanwhile
-            row = _one(db, "SELECT customer_id FROM customer_phones WHERE phone = ?", [e164])
+            row = query_one(db, "SELECT customer_id FROM customer_phones WHERE phone = ?", [e164])
             return None if row is None else row["customer_id"]
         return customer_id
 
@@ -326,7 +326,7 @@ def refresh_segment(db: Database, customer_id: int, settings: CrmSettings, now: 
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     since = to_iso(now - timedelta(days=lookback_days(settings)))
     with transaction(db):
-        row = _one(db, "SELECT segment, segment_override, created_at FROM customers WHERE id = ?", [customer_id])
+        row = query_one(db, "SELECT segment, segment_override, created_at FROM customers WHERE id = ?", [customer_id])
         if row is None:
             raise CustomerError(f"no customer #{customer_id}")
         times = [from_iso(r["started_at"]) for r in db.query(
@@ -338,17 +338,11 @@ def refresh_segment(db: Database, customer_id: int, settings: CrmSettings, now: 
 
 
 def _exists(db: Database, customer_id: int) -> bool:
-    return _one(db, "SELECT 1 AS x FROM customers WHERE id = ?", [customer_id]) is not None
+    return query_one(db, "SELECT 1 AS x FROM customers WHERE id = ?", [customer_id]) is not None
 
 
-def _one(db: Database, sql: str, params: list) -> dict | None:
-    rows = _all(db, sql, params)
-    return rows[0] if rows else None
 
 
-def _all(db: Database, sql: str, params: list | None = None) -> list[dict]:
-    with db_lock(db):
-        return list(db.query(sql, params or []))
 
 
 # --- by any spelling of a phone number (the queue's VIP check, the CLI) ---
@@ -371,7 +365,7 @@ def customer_segment(db: Database, number: str) -> str | None:
     e164 = normalise(number, load_crm_settings(db).region) if _digits(number) else None
     if e164 is None:
         return None
-    row = _one(db, "SELECT COALESCE(c.segment_override, c.segment) AS segment FROM customer_phones p "
+    row = query_one(db, "SELECT COALESCE(c.segment_override, c.segment) AS segment FROM customer_phones p "
                    "JOIN customers c ON c.id = p.customer_id WHERE p.phone = ?", [e164])
     return None if row is None else row["segment"]
 

@@ -71,6 +71,19 @@ def db_lock(db: Database) -> threading.RLock:
     return lock
 
 
+def query_one(db: Database, sql: str, params: list | None = None) -> dict | None:
+    """The first row of a query as a dict, or None, read under the database's lock."""
+    with db_lock(db):
+        rows = list(db.query(sql, params or []))
+    return rows[0] if rows else None
+
+
+def query_all(db: Database, sql: str, params: list | None = None) -> list[dict]:
+    """Every row of a query as dicts, read under the database's lock."""
+    with db_lock(db):
+        return list(db.query(sql, params or []))
+
+
 @contextmanager
 def transaction(db: Database) -> Iterator[Database]:
     """Hold the lock and run the block atomically; nested blocks become savepoints."""

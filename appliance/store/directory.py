@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from appliance.store.db import db_lock, to_iso, transaction
+from appliance.store.db import query_all, query_one, to_iso, transaction
 
 # Columns a caller may set through upsert_trunk (name is the key).
 TRUNK_FIELDS = (
@@ -59,7 +59,7 @@ def upsert_extension(
         "source": source,
     }
     with transaction(db):
-        current = _one(db, "SELECT * FROM extensions WHERE number = ?", [number])
+        current = query_one(db, "SELECT * FROM extensions WHERE number = ?", [number])
         if current is not None and all(current[k] == v for k, v in row.items()):
             return "unchanged"
         db.table("extensions").upsert({**row, "updated_at": to_iso()}, pk="number")
@@ -76,7 +76,7 @@ def get_ha1(db: Database, number: str, algorithm: str | None = "MD5", realm: str
     column = _HA1_COLUMNS.get(token)
     if column is None:
         return None
-    row = _one(db, f"SELECT {column} AS ha1, realm FROM extensions WHERE number = ?", [number])
+    row = query_one(db, f"SELECT {column} AS ha1, realm FROM extensions WHERE number = ?", [number])
     if row is None or (realm is not None and row["realm"] != realm):
         return None
     return row["ha1"]
@@ -84,13 +84,13 @@ def get_ha1(db: Database, number: str, algorithm: str | None = "MD5", realm: str
 
 def list_extensions(db: Database) -> list[dict]:
     """All extensions by number, without hashes."""
-    rows = _all(db, f"SELECT {_EXTENSION_PUBLIC} FROM extensions ORDER BY number")
+    rows = query_all(db, f"SELECT {_EXTENSION_PUBLIC} FROM extensions ORDER BY number")
     return [_extension_out(r) for r in rows]
 
 
 def get_extension(db: Database, number: str) -> dict | None:
     """One extension without hashes, or None."""
-    row = _one(db, f"SELECT {_EXTENSION_PUBLIC} FROM extensions WHERE number = ?", [number])
+    row = query_one(db, f"SELECT {_EXTENSION_PUBLIC} FROM extensions WHERE number = ?", [number])
     return None if row is None else _extension_out(row)
 
 
@@ -116,7 +116,7 @@ def upsert_trunk(db: Database, **fields: Any) -> str:
     if "register" in fields:
         fields["register"] = int(bool(fields["register"]))
     with transaction(db):
-        current = _one(db, "SELECT * FROM trunks WHERE name = ?", [name])
+        current = query_one(db, "SELECT * FROM trunks WHERE name = ?", [name])
         if current is not None and all(current[k] == v for k, v in fields.items()):
             return "unchanged"
         db.table("trunks").upsert({"name": name, **fields, "updated_at": to_iso()}, pk="name")
@@ -125,13 +125,13 @@ def upsert_trunk(db: Database, **fields: Any) -> str:
 
 def list_trunks(db: Database, include_secret: bool = False) -> list[dict]:
     """All trunks by name; the secret is replaced by `has_secret` unless asked for."""
-    rows = _all(db, "SELECT * FROM trunks ORDER BY name")
+    rows = query_all(db, "SELECT * FROM trunks ORDER BY name")
     return [_trunk_out(r, include_secret) for r in rows]
 
 
 def get_trunk(db: Database, name: str, include_secret: bool = False) -> dict | None:
     """One trunk or None; the SIP layer passes include_secret=True to authenticate."""
-    row = _one(db, "SELECT * FROM trunks WHERE name = ?", [name])
+    row = query_one(db, "SELECT * FROM trunks WHERE name = ?", [name])
     return None if row is None else _trunk_out(row, include_secret)
 
 
@@ -143,7 +143,7 @@ def delete_trunk(db: Database, name: str) -> bool:
 
 def get_setting(db: Database, key: str, default: Any = None) -> Any:
     """A stored setting (JSON-decoded), or `default` when absent."""
-    row = _one(db, "SELECT value FROM settings WHERE key = ?", [key])
+    row = query_one(db, "SELECT value FROM settings WHERE key = ?", [key])
     return default if row is None else json.loads(row["value"])
 
 
@@ -158,15 +158,8 @@ def set_setting(db: Database, key: str, value: Any) -> None:
         )
 
 
-def _one(db: Database, sql: str, params: list) -> dict | None:
-    with db_lock(db):
-        rows = list(db.query(sql, params))
-    return rows[0] if rows else None
 
 
-def _all(db: Database, sql: str, params: list | None = None) -> list[dict]:
-    with db_lock(db):
-        return list(db.query(sql, params or []))
 
 
 def _extension_out(row: dict) -> dict:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from sqlite_utils import Database
 
-from appliance.store.db import db_lock, to_iso, transaction
+from appliance.store.db import query_all, to_iso, transaction
 
 LEFT_OUTCOMES = ("abandoned", "callback", "timeout", "full", "closed", "empty")
 OFFER_OUTCOMES = ("answered", "missed", "cancelled")
@@ -36,7 +36,7 @@ def set_login(db: Database, extension: str, queue: str, logged_in: bool) -> None
 
 def logins(db: Database) -> list[tuple[str, str]]:
     """Every (extension, queue) login, by extension then queue."""
-    rows = _all(db, "SELECT extension, queue FROM agent_logins ORDER BY extension, queue")
+    rows = query_all(db, "SELECT extension, queue FROM agent_logins ORDER BY extension, queue")
     return [(r["extension"], r["queue"]) for r in rows]
 
 
@@ -55,7 +55,7 @@ def set_pause(db: Database, extension: str, paused: bool, reason: str = "") -> N
 
 def pauses(db: Database) -> dict[str, str]:
     """Paused extensions and why."""
-    return {r["extension"]: r["reason"] or "" for r in _all(db, "SELECT extension, reason FROM agent_pauses")}
+    return {r["extension"]: r["reason"] or "" for r in query_all(db, "SELECT extension, reason FROM agent_pauses")}
 
 
 # --- entries and offers ---
@@ -137,7 +137,7 @@ def record_offer(
 
 def answered_counts(db: Database, since: float) -> dict[tuple[str, str], int]:
     """Calls answered at or after since, by (queue, agent)."""
-    rows = _all(
+    rows = query_all(
         db,
         "SELECT queue, agent, count(*) AS n FROM queue_entries WHERE answered_at >= ? GROUP BY queue, agent",
         [float(since)],
@@ -147,7 +147,7 @@ def answered_counts(db: Database, since: float) -> dict[tuple[str, str], int]:
 
 def recent_handling_times(db: Database, queue: str, limit: int = 20) -> list[float]:
     """Talk times (ended - answered) of the queue's latest finished answered calls, newest first."""
-    rows = _all(
+    rows = query_all(
         db,
         "SELECT ended_at - answered_at AS t FROM queue_entries "
         "WHERE queue = ? AND answered_at IS NOT NULL AND ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT ?",
@@ -193,7 +193,7 @@ def queue_stats(
     if queue is not None:
         names = [queue]
     else:
-        rows = _all(
+        rows = query_all(
             db,
             "SELECT name FROM queues UNION SELECT queue FROM queue_entries "
             "UNION SELECT queue FROM callbacks WHERE queue != '' ORDER BY 1",
@@ -201,7 +201,7 @@ def queue_stats(
         names = [r["name"] for r in rows]
     result = []
     for name in names:
-        entries = _all(
+        entries = query_all(
             db,
             "SELECT entered_at, answered_at, left_at, ended_at, outcome FROM queue_entries "
             "WHERE queue = ? AND entered_at >= ?",
@@ -220,7 +220,7 @@ def queue_stats(
         talk = [e["ended_at"] - e["answered_at"] for e in answered if e["ended_at"] is not None]
         callbacks = {
             r["state"]: r["n"]
-            for r in _all(
+            for r in query_all(
                 db,
                 "SELECT state, count(*) AS n FROM callbacks WHERE queue = ? AND requested_at >= ? GROUP BY state",
                 [name, start_iso],
@@ -268,12 +268,12 @@ def agent_stats(db: Database, queue: str | None = None, since: float | None = No
             extension, {"agent": extension, "offered": 0, "answered": 0, "missed": 0, "aht": None, "_talk": []}
         )
 
-    for row in _all(db, f"SELECT agent, outcome FROM queue_offers WHERE {where}", params):
+    for row in query_all(db, f"SELECT agent, outcome FROM queue_offers WHERE {where}", params):
         entry = agent(row["agent"])
         entry["offered"] += 1
         if row["outcome"] in ("answered", "missed"):
             entry[row["outcome"]] += 1
-    for row in _all(db, f"SELECT agent, ended_at - answered_at AS t FROM queue_entries WHERE {entry_where}",
+    for row in query_all(db, f"SELECT agent, ended_at - answered_at AS t FROM queue_entries WHERE {entry_where}",
                     entry_params):
         if row["agent"]:
             agent(row["agent"])["_talk"].append(row["t"])
@@ -287,13 +287,3 @@ def agent_stats(db: Database, queue: str | None = None, since: float | None = No
 
 def _epoch_iso(seconds: float) -> str:
     return to_iso(datetime.fromtimestamp(seconds, timezone.utc))
-
-
-def _one(db: Database, sql: str, params: list) -> dict | None:
-    rows = _all(db, sql, params)
-    return rows[0] if rows else None
-
-
-def _all(db: Database, sql: str, params: list | None = None) -> list[dict]:
-    with db_lock(db):
-        return list(db.query(sql, params or []))
