@@ -166,6 +166,25 @@ def test_too_brief_a_registration_gets_423_with_min_expires() -> None:
     assert rig.wire.responses()[-1].header("Min-Expires") == "60" and location.lookup("201") == []
 
 
+def test_an_expired_nonce_is_stale_only_for_the_right_password() -> None:
+    """Moved down from test_e2e_register (it slept 2.2 s): RFC 7616 §3.3, stale=true never hides a guess."""
+    rig, location, _, _ = core_rig()
+    rig.wire.deliver(request("REGISTER", "z9hG4bKn1", extra=["Expires: 600"], cseq=1))
+    old = rig.wire.responses()[-1].header("WWW-Authenticate") or ""
+    rig.loop.advance(301)  # past the nonce's 300 s lifetime
+    for cseq, secret in ((2, "wrong-password"), (3, "s3cret-201")):
+        auth = build_authorization(old, "REGISTER", f"sip:{BOX.host}", "201", secret)
+        rig.wire.deliver(request("REGISTER", f"z9hG4bKn{cseq}", extra=["Expires: 600", f"Authorization: {auth}"],
+                                 cseq=cseq))
+    guess, late = rig.wire.responses()[-2:]
+    assert guess.status == 403 and guess.header("WWW-Authenticate") is None
+    assert late.status == 401 and "stale=true" in (late.header("WWW-Authenticate") or "")
+    fresh = build_authorization(late.header("WWW-Authenticate") or "", "REGISTER", f"sip:{BOX.host}", "201",
+                                "s3cret-201")
+    rig.wire.deliver(request("REGISTER", "z9hG4bKn4", extra=["Expires: 600", f"Authorization: {fresh}"], cseq=4))
+    assert rig.wire.responses()[-1].status == 200 and location.lookup("201")
+
+
 def test_a_wrong_password_gets_403_and_the_third_bans_the_source() -> None:
     rig, _, _, bans = core_rig()
     for i in range(3):
