@@ -16,6 +16,7 @@ from ..sip.message import Request, Response
 from ..sip.targets import Target, TrunkPeer
 from ..sip.transaction import ServerTransaction
 from .legs import CallState, Leg, PlacingCall
+from .media_anchor import MediaAnchor
 from .records import CallInfo, disposition_for
 
 if TYPE_CHECKING:
@@ -76,21 +77,12 @@ class Call(PlacingCall):
         request = self.caller.request
         if not request.body:
             return b""
-        offer = sdp_mod.parse_sdp(request.body)
-        self._learn_remote("a", offer)
-        anchored = sdp_mod.anchor(offer, self.b2bua.endpoint.host, self.relay.b.port, self.b_sdp_session, 1)
-        return anchored.to_bytes()
+        return self.anchor.pass_on(request.body, "a", "b", self.b_sdp_session, 1)
 
-    def _learn_remote(self, side: str, sdp: sdp_mod.SessionDescription) -> None:
-        audio = sdp.audio()
-        if audio is None or audio.port == 0 or sdp.is_hold(audio):
-            return
-        host = sdp.connection_for(audio)
-        if host:
-            try:
-                self.relay.set_remote(side, host, audio.port)
-            except ValueError:  # a host name in c=: no DNS on the media path, rely on latching
-                log.info("call %s: ignoring non-IP media address %r", self.info.record_id, host)
+    @property
+    def anchor(self) -> MediaAnchor:
+        """The SDP side of the call's relay."""
+        return MediaAnchor(self.relay, self.b2bua.endpoint.host, self.info.record_id)
 
     def answer_locally(self, answered_by: str, ready: Callable[[sdp_local.MediaChoice], None]) -> None:
         """The box answers the caller itself; ready(choice) runs once the caller has ACKed."""
@@ -183,11 +175,7 @@ class Call(PlacingCall):
         self.caller.provisional(183 if body else 180, body)
 
     def _answer_sdp_for_a(self, body: bytes) -> bytes:
-        answer = sdp_mod.parse_sdp(body)
-        self._learn_remote("b", answer)
-        anchored = sdp_mod.anchor(answer, self.b2bua.endpoint.host, self.relay.a.port,
-                                  self.a.sdp_session, self.a.next_sdp_version())
-        return anchored.to_bytes()
+        return self.anchor.pass_on(body, "b", "a", self.a.sdp_session, self.a.next_sdp_version())
 
     def _fork_answered(self, fork: ClientInvite, response: Response) -> None:
         if self.b is not None or self.state != "ringing" or fork not in self.forks:  # answered too late
@@ -235,7 +223,7 @@ class Call(PlacingCall):
             if self._on_transfer_failed is not None:
                 self._on_transfer_failed(488)
             return
-        self._learn_remote("b", answer)
+        self.anchor.learn("b", answer)
         if self.channel is not None:
             self.channel.connect()
         self.b2bua.calls.connected(self.info, fork.label)
@@ -263,10 +251,7 @@ class Call(PlacingCall):
         body = b""
         if request.body:
             try:
-                answer = sdp_mod.parse_sdp(request.body)
-                self._learn_remote("a", answer)
-                body = sdp_mod.anchor(answer, self.b2bua.endpoint.host, self.relay.b.port,
-                                      self.b.sdp_session, self.b.next_sdp_version()).to_bytes()
+                body = self.anchor.pass_on(request.body, "a", "b", self.b.sdp_session, self.b.next_sdp_version())
             except sdp_mod.SdpError as exc:
                 log.info("call %s: unusable SDP in the caller's ACK: %s", self.info.record_id, exc)
         fork.ack(body)
@@ -436,11 +421,8 @@ class Call(PlacingCall):
         body = b""
         if txn.request.body:
             try:
-                offer = sdp_mod.parse_sdp(txn.request.body)
-                self._learn_remote(leg.relay_side, offer)
-                relay_leg = self.relay.a if other.relay_side == "a" else self.relay.b
-                body = sdp_mod.anchor(offer, self.b2bua.endpoint.host, relay_leg.port,
-                                      other.sdp_session, other.next_sdp_version()).to_bytes()
+                body = self.anchor.pass_on(txn.request.body, leg.relay_side, other.relay_side,
+                                           other.sdp_session, other.next_sdp_version())
             except sdp_mod.SdpError:
                 txn.respond(488)
                 return
@@ -453,11 +435,8 @@ class Call(PlacingCall):
             answer = b""
             if response.body:
                 try:
-                    parsed = sdp_mod.parse_sdp(response.body)
-                    self._learn_remote(other.relay_side, parsed)
-                    relay_leg = self.relay.a if leg.relay_side == "a" else self.relay.b
-                    answer = sdp_mod.anchor(parsed, self.b2bua.endpoint.host, relay_leg.port,
-                                            leg.sdp_session, leg.next_sdp_version()).to_bytes()
+                    answer = self.anchor.pass_on(response.body, other.relay_side, leg.relay_side,
+                                                 leg.sdp_session, leg.next_sdp_version())
                 except sdp_mod.SdpError:
                     answer = b""
             extra = [("Contact", self.b2bua.ua.contact(txn.peer.transport))]
