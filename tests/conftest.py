@@ -7,28 +7,23 @@ from typing import Callable, Iterator
 import pytest
 
 from browser import browser, new_page  # noqa: F401  (Playwright fixtures for the web tests)
+from office_text import extensions
 from peers import RunningBox, start_box
 
-PROVISION = """
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "s3cret-201"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "s3cret-202"
-
-[[extensions]]
-number = "203"
-name = "Cleo"
-secret = "s3cret-203"
-allow_external = false
-
+PROVISION = extensions({n: f"s3cret-{n}" for n in ("201", "202", "203")}, x203="allow_external = false") + """
 [security]
 allow_international = false
 """
+
+
+@pytest.fixture
+def db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh, migrated SQLite store in the test's folder."""
+    from appliance.store.db import open_database
+
+    database = open_database(tmp_path / "switchboard.db")
+    yield database
+    database.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import pytest
 
 from appliance.config import ConfigError, load_provisioning
 from appliance.crm.settings import CrmSettings, SegmentRule, load_crm_settings
-from appliance.store.db import open_database
 from appliance.provisioning import apply_provisioning
 from office_text import ANN_AND_BOB
 
@@ -30,13 +29,6 @@ def _write(tmp_path, body: str):
     path = tmp_path / "provision.toml"
     path.write_text(ANN_AND_BOB + body)
     return path
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "switchboard.db")
-    yield database
-    database.close()
 
 
 def test_crm_table_parses_with_rules_highest_first(tmp_path):

@@ -17,13 +17,6 @@ FR = "FR"
 HEADER = ",".join(COLUMNS) + "\n"
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "switchboard.db")
-    yield database
-    database.close()
-
-
 def _snapshot(db) -> list[dict]:
     """Every customer without ids and times, for comparing two databases."""
     return [{k: v for k, v in c.items() if k not in ("id", "created_at", "updated_at")} for c in all_customers(db)]

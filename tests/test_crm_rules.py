@@ -17,19 +17,12 @@ from appliance.calls import queue_definitions
 from appliance.crm import customer_store
 from appliance.store.calls import finish_call, mark_answered, set_ivr_path, start_call
 from appliance.crm.customer_store import create_customer, get_customer, refresh_segment, set_call_customer
-from appliance.store.db import open_database, to_iso
+from appliance.store.db import to_iso
 from appliance.store.directory import upsert_extension
 from appliance.store.wrapups import save_wrapup
 
 FR = "FR"
 SETTINGS = CrmSettings(region=FR)
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "switchboard.db")
-    yield database
-    database.close()
 
 
 def _now() -> datetime:

@@ -21,18 +21,10 @@ from appliance.crm.customer_store import (
     set_call_customer,
     update_customer,
 )
-from appliance.store.db import open_database
 from appliance.store.directory import set_setting
 from appliance.store.wrapups import call_wrapups, get_wrapup, save_wrapup, set_wrapup_callback
 
 FR = "FR"
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "switchboard.db")
-    yield database
-    database.close()
 
 
 def _call(db, number: str = "+33612345678") -> str:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from ivr_peers import Agents, ivr_caller
+from office_text import extensions
 from peers import (LOCALHOST, SCENARIOS, RunningBox, SipPhone, free_media_port, free_port, new_id, register, sdp_body,
                    sipp, start_sipp)
 
@@ -39,16 +40,7 @@ timezone = "Europe/Paris"
         main_extra += f'night = "{night}"\n'
     return f"""
 {box}
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "{SECRETS['201']}"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "{SECRETS['202']}"
-
+{extensions(SECRETS, "201", "202")}
 [[extensions]]
 number = "203"
 name = "Cleo"

@@ -25,6 +25,7 @@ import pytest
 
 from audio_match import audible, ncc_peak
 from ivr_peers import Agents
+from office_text import extensions
 from peers import (LOCALHOST, RunningBox, SipPhone, free_port, new_id, sdp_body,
                    start_baresip, wait_registered)
 
@@ -43,16 +44,7 @@ def provision(itsp_port: int) -> str:
     misheard key lands somewhere else. No choice within 2 s after the menu: "Bye." and hang up.
     """
     return f"""
-[[extensions]]
-number = "201"
-name = "Ann"
-secret = "{SECRETS['201']}"
-
-[[extensions]]
-number = "202"
-name = "Bob"
-secret = "{SECRETS['202']}"
-
+{extensions(SECRETS, "201", "202")}
 [[trunks]]
 name = "itsp"
 host = "{LOCALHOST}"

@@ -10,7 +10,6 @@ from appliance.config import ConfigError, ExtensionConfig, Provisioning, TrunkCo
 from appliance import provisioning as provision
 from appliance.calls import ivr_definitions as ivr
 from appliance.store import directory
-from appliance.store.db import open_database
 from appliance.provisioning import apply_provisioning
 from office_text import ANN_AND_BOB
 
@@ -38,13 +37,6 @@ def _write(tmp_path, body: str):
     path = tmp_path / "provision.toml"
     path.write_text(body)
     return path
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "switchboard.db")
-    yield database
-    database.close()
 
 
 def test_example_file_parses(tmp_path):

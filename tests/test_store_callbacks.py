@@ -12,13 +12,6 @@ from appliance.store.db import open_database, to_iso
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "switchboard.db")
-    yield database
-    database.close()
-
-
 def _request(db, number: str = "0612345678", queue: str = "sales", minutes: int = 0, **kw) -> str:
     return callbacks.request_callback(db, number=number, queue=queue,
                                       requested_at=T0 + timedelta(minutes=minutes), **kw)[0]

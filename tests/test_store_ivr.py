@@ -16,13 +16,6 @@ from appliance.store.db import open_database
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "switchboard.db")
-    yield database
-    database.close()
-
-
 def _call(db, **overrides) -> str:
     fields = dict(sip_call_id="c1@box", direction="inbound", line="itsp", from_number="+3312345678",
                   from_name=None, to_number="500")

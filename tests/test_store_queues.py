@@ -22,13 +22,6 @@ SALES = QueueConfig("sales", number="600", members=(Member("201"), Member("202",
                     closed=Action("ivr", "main"))
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "switchboard.db")
-    yield database
-    database.close()
-
-
 def _columns(db, table: str) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
 
