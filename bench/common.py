@@ -26,6 +26,7 @@ SCENARIOS = BENCH / "sipp"
 sys.path.insert(0, str(REPO / "tests"))  # the helpers the tests and the benchmarks share (tests/peerkit/)
 from peerkit.ports import LOCALHOST as HOST  # noqa: E402
 from peerkit.ports import free_media_port, free_port  # noqa: E402,F401  (the benchmarks import them from here)
+from peerkit.sipp import auth_injection  # noqa: E402
 BOX_CORE, PEER_CORE = 0, 1
 # Below Linux's ephemeral range and away from the ranges tests/peers.py hands out (20000-31998).
 RTP_RANGE = (14000, 15998)
@@ -186,9 +187,7 @@ def provision_text(users: dict[str, str]) -> str:
 
 def users_csv(path: Path, users: dict[str, str]) -> Path:
     """SIPp injection file: field0 = user, field1 = a whole [authentication] line."""
-    lines = ["SEQUENTIAL"] + [f"{u};[authentication username={u} password={s}]" for u, s in users.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return auth_injection(path, users)
 
 
 @dataclass

@@ -34,6 +34,7 @@ import numpy as np
 from common import (HOST, PEER_CORE, RTP_RANGE, SCENARIOS, CpuMeter, box_command, free_media_port, free_port,
                     header, median, pinned, spawn, table, users_csv)
 from ivr_common import use_venv_commands
+from peerkit.texts import modem_line
 
 from hw.sim.simulator import ModemSimulator
 
@@ -42,7 +43,6 @@ ANSWER = {"sim7600": "ATA", "ec25": "ATA", "v253": "AT+VLS=1"}
 
 
 def provision(port: str, dialect: str) -> str:
-    audio = f'audio_port = "{port}-audio"' if dialect != "v253" else ""
     return f"""
 [[extensions]]
 number = "201"
@@ -61,13 +61,7 @@ fallback = "hangup"
 greeting = "Hello."
 menu = "One."
 
-[[modems]]
-name = "gsm"
-port = "{port}"
-{audio}
-dialect = "{dialect}"
-inbound = "ivr:main"
-"""
+""" + modem_line(port, dialect, "ivr:main")
 
 
 def wait(predicate, timeout: float, step: float = 0.002):  # type: ignore[no-untyped-def]

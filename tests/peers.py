@@ -26,6 +26,7 @@ from peerkit.ports import (  # noqa: F401  (the tests import them from here)
     free_rtp_range,
     worker_slot,
 )
+from peerkit.sipp import auth_injection
 
 SCENARIOS = Path(__file__).parent / "sipp"
 
@@ -172,12 +173,8 @@ def start_sipp(*args: str, cwd: Path | None = None, trace: bool = True) -> subpr
 
 
 def users_file(directory: Path, users: dict[str, str], name: str = "users.csv") -> Path:
-    """A SIPp injection file: field0 = user, field1 = a whole [authentication] line."""
-    path = directory / name
-    lines = ["SEQUENTIAL"] + [f"{user};[authentication username={user} password={secret}]"
-                              for user, secret in users.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    """A SIPp injection file in directory: field0 = user, field1 = a whole [authentication] line."""
+    return auth_injection(directory / name, users)
 
 
 def register(box: RunningBox, user: str, secret: str, port: int, workdir: Path, expires: int = 3600,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from live_box import LiveBox
+from peerkit.texts import modem_line
 from queue_peers import wait_for
 
 from appliance.store import calls as store_calls
@@ -15,21 +16,13 @@ CALLER = "+447700900123"
 
 def provision(port: str, dialect: str, sms: str) -> str:
     """One extension and the modem line."""
-    audio = f'audio_port = "{port}-audio"' if dialect != "v253" else ""
-    return f"""
+    return """
 [[extensions]]
 number = "201"
 name = "Ann"
 secret = "s3cret-201"
 
-[[modems]]
-name = "gsm"
-port = "{port}"
-{audio}
-dialect = "{dialect}"
-inbound = "201"
-callback_sms = "{sms}"
-"""
+""" + modem_line(port, dialect, "201", f'callback_sms = "{sms}"')
 
 
 @pytest.fixture

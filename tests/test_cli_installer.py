@@ -79,7 +79,14 @@ def test_the_log_follows_registrations_and_calls_at_info(box_factory) -> None:  
         _dialog, call_id = invite_with_auth(phone, box, "203", "s3cret-201")
         assert phone.response(call_id, "INVITE").status == 480
     box.wait_for_calls(1)
-    log = box.log()
+    # The record is committed just before its log line is written: wait for the line, not the record.
+    from queue_peers import wait_for
+
+    def logged() -> str:
+        text = box.log()
+        return text if "ended, failed (480)" in text else ""
+
+    log = wait_for(logged, 10, "the call's end logged")
     assert log.count(f"201 registered from udp:127.0.0.1:{phone.port}") == 1, log[-2000:]
     assert "internal call from 201 to 203" in log and "ended, failed (480)" in log, log[-2000:]
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from peers import LOCALHOST, SCENARIOS, free_media_port, free_port, sipp, sipp_log_messages, users_file
 from office_text import ANN_AND_BOB
+from peerkit.texts import modem_line
 from queue_peers import AgentPhones, answering, wait_for
 
 from hw.sim.simulator import ModemSimulator
@@ -23,8 +24,7 @@ TONE_HZ = 1000.0
 
 def provision(path: Path, dialect: str = "sim7600") -> str:
     """Ann (201) and Bob (202), an IVR whose key 1 rings Ann, and the modem line into that IVR (prefix 8 out)."""
-    audio = f'audio_port = "{path}-audio"' if dialect != "v253" else ""  # V.253 carries audio on its one port
-    return ANN_AND_BOB + f"""
+    return ANN_AND_BOB + """
 [[ivr]]
 name = "main"
 timeout = 8
@@ -38,14 +38,7 @@ fallback = "hangup"
 greeting = "Hello."
 menu = "Press one."
 
-[[modems]]
-name = "gsm"
-port = "{path}"
-{audio}
-dialect = "{dialect}"
-inbound = "ivr:main"
-outbound_prefix = "8"
-"""
+""" + modem_line(path, dialect, "ivr:main", 'outbound_prefix = "8"')
 
 
 @pytest.fixture
