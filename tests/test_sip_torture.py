@@ -201,7 +201,7 @@ def test_wsinv_short_tortuous_invite() -> None:
     assert [(v.transport, v.host, v.branch) for v in msg.vias] == [
         ("UDP", "192.0.2.2", "390skdjuw"),
         ("TCP", "spindle.example.com", "z9hG4bK9ikj8"),
-        ("UDP", "192.168.255.111", "z9hG4bK30239"),
+        ("UDP", "192.0.2.111", "z9hG4bK30239"),
     ]
     assert msg.header("Subject") == ""
     assert msg.header("NewFangledHeader") == "newfangled value continued newfangled value"
