@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Callable
 
 from .store import calls as store_calls
@@ -10,6 +13,9 @@ from .store.db import open_connection
 from .crm.settings import CrmSettings, load_crm_settings
 from .crm.wrapup import record_wrapup
 from .store.wrapups import set_wrapup_callback
+from .system import releases
+from .system.backups import find_backup, list_backups
+from .system.installer import MAX_UPDATE_BYTES
 
 AGENT_ACTIONS = ("login", "logout", "pause", "unpause")
 
@@ -86,6 +92,8 @@ class BoxApi:
                     "sip": {"port": box.transport.port, "advertise": box.endpoint.host}}
 
         state = self._in_loop(snapshot)
+        clock = box.services.get("clock")
+        state["clock_synced"] = None if clock is None else clock.synced
         state["extensions"] = [{**ext, "contacts": state["registered"].get(ext["number"], [])}
                                for ext in directory.list_extensions(box.db)]
         return state
@@ -153,3 +161,38 @@ class BoxApi:
         if result["alert"] is not None:
             self.bus.publish("crm.alert", **result["alert"])
         return {"wrapup": wrapup, "alert": result["alert"], "callback_error": callback_error}
+
+    # --- looking after the box (admins) ------------------------------------------------
+    def system_info(self) -> dict:
+        """Version, the release in use, the last update, the clock and the backups."""
+        box = self._box
+        clock = box.services.get("clock")
+        state = releases.read_state(box.settings.data_dir)
+        return {"version": version("switchboard-pbx"),
+                "release": releases.current_release(box.settings.data_dir) or "factory",
+                "update": state, "clock_synced": None if clock is None else clock.synced,
+                "backups": list_backups(box.backup_folder), "backup_keep": box.settings.backup_keep}
+
+    @property
+    def max_update_bytes(self) -> int:
+        """The largest update file the box takes."""
+        return MAX_UPDATE_BYTES
+
+    def backup_now(self) -> str:
+        """Make a backup now; the new file's name."""
+        return asyncio.run_coroutine_threadsafe(self._box.backup_now(), self._box.loop).result(600)
+
+    def backup_file(self, name: str):  # type: ignore[no-untyped-def]
+        """The path of a backup by its exact name, or None."""
+        return find_backup(self._box.backup_folder, name)
+
+    def upload_path(self, filename: str):  # type: ignore[no-untyped-def]
+        """Where an uploaded update file is kept until it is installed (inside the data folder)."""
+        safe = re.sub(r"[^A-Za-z0-9_.+!-]", "_", filename)[-120:] or "update"
+        return self._box.settings.data_dir / f"upload-{int(time.time())}-{safe}"
+
+    def start_update(self, name: str) -> dict:
+        """Install an uploaded update file; the box restarts into the new version when it is installed."""
+        from .features.control import start_update  # the feature imports this module's users
+
+        return self._in_loop(lambda: start_update(self._box, name))

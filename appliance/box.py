@@ -11,7 +11,8 @@ from typing import Any
 from .bus import EventBus
 from .config import Settings
 from .features import Context, Teardown, undo
-from .features import calls, click_to_call, control, ivr, leds, lines, queues, sip, store, trunks, web
+from .features import (backups, calls, click_to_call, clock, control, firstrun, ivr, leds, lines, queues, service, sip,
+                       store, trunks, updates, web)
 
 log = logging.getLogger("switchboard.box")
 
@@ -19,6 +20,9 @@ log = logging.getLogger("switchboard.box")
 FEATURES = (
     leds,           # first: the power LED blinks while the rest starts
     store,          # the SQLite file, migrated; --provision applied
+    firstrun,       # --boot-provision applied once; "setup pending" until an admin exists
+    clock,          # until NTP has set the clock, a fault (with --clock-check)
+    backups,        # the nightly copy of the database, the last 7 kept
     sip,            # bans, transport, digest auth, registrar, transaction layer, RTP ports
     calls,          # call log, outbound policy, B2BUA, dial plan; the UA core starts answering
     ivr,            # route kind "ivr"
@@ -27,7 +31,9 @@ FEATURES = (
     queues,         # route kinds "queue" and "feature"; callbacks (may dial out at once)
     click_to_call,  # the agent console's Call buttons
     control,        # the CLI's control socket
-    web,            # BoxApi and the web pages, last: everything they show exists
+    web,            # BoxApi and the web pages: everything they show exists
+    updates,        # a new version on trial confirms itself healthy (or is rolled back)
+    service,        # last: systemd hears READY once all of it listens, then watchdog pings
 )
 
 

@@ -16,7 +16,7 @@ from sqlite_utils import Database
 from .calls.ivr import describe_path
 from hw import cli_modem
 
-from . import cli_customers, cli_prompts, cli_security, cli_status, cli_users
+from . import cli_boot, cli_customers, cli_system, cli_prompts, cli_security, cli_status, cli_users
 from .cli_support import UsageError, data_dir as _data_dir, open_store as _open, print_table as _print_table
 from .config import ConfigError, default_data_dir, load_provisioning, load_settings
 from .config.settings import add_cli_flags, cli_overrides
@@ -139,9 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
     cli_status.add_commands(command)
+    cli_boot.add_commands(command)
     cli_modem.add_commands(command)
     cli_customers.add_commands(group, leaf)
     cli_users.add_commands(group, leaf)
+    cli_system.add_commands(command, group, leaf)
     cli_security.add_commands(group, leaf)
     cli_prompts.add_commands(group, leaf)
     customer = group("customer", "Customers: list, search, import and export as CSV.")
@@ -182,7 +184,11 @@ def _run(args: argparse.Namespace) -> int:
             if demo is not None:
                 print(demo.instructions(box.endpoint.host, box.transport.port), flush=True)
                 demo.begin(box.bus)
-            await stop.wait()
+            restart = asyncio.ensure_future(box.ctx.restart.wait())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait((restart, stopped), return_when=asyncio.FIRST_COMPLETED)
+            for waiter in (restart, stopped):
+                waiter.cancel()
         finally:
             await box.stop()
 

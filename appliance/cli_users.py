@@ -16,6 +16,10 @@ def add_commands(group, leaf) -> None:  # type: ignore[no-untyped-def]
     cmd = leaf(admin, "create", _admin_create, "Create a web admin account (e.g. the first one).")
     cmd.add_argument("username")
     _password_flag(cmd)
+    cmd = leaf(admin, "hash", _admin_hash, "Print an [admin] table with a password hash, for a provisioning file"
+               " (an installer's SD card): the password itself is never written down.")
+    cmd.add_argument("username")
+    _password_flag(cmd)
 
     user = group("user", "Web accounts: agents, supervisors and admins.")
     cmd = leaf(user, "add", _user_add, "Create a web account.")
@@ -75,6 +79,16 @@ def _create(args: argparse.Namespace, role: str, extension: str | None) -> int:
     except users.UserError as exc:
         return _refused(exc)
     print(f"created {role} {args.username.strip()}")
+    return 0
+
+
+def _admin_hash(args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    try:
+        digest = users.hash_password(password, args.username.strip())
+    except users.UserError as exc:
+        return _refused(exc)
+    print(f'[admin]\nusername = "{args.username.strip()}"\npassword_hash = "{digest}"')
     return 0
 
 

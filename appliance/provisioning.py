@@ -9,6 +9,7 @@ from sqlite_utils import Database
 from appliance.config import Provisioning
 from appliance.crm.settings import SETTINGS_KEY as CRM_SETTINGS
 from appliance.lines.modem_config import SETTINGS_KEY as MODEM_SETTINGS
+from appliance.store import users
 from appliance.store.db import transaction
 from appliance.store.directory import (
     delete_extension,
@@ -112,4 +113,8 @@ def apply_provisioning(db: Database, prov: Provisioning, realm: str) -> dict:
         else:
             set_setting(db, CRM_SETTINGS, prov.crm.to_dict())
         set_setting(db, MODEM_SETTINGS, [modem.to_dict() for modem in prov.modems])
+        if prov.admin is not None:
+            # An installer's card may carry the first admin; an existing account is never overwritten.
+            made = users.create_admin_from_hash(db, prov.admin.username, prov.admin.password_hash)
+            summary["admin"] = {"added": int(made), "unchanged": int(not made)}
     return summary

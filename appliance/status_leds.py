@@ -2,6 +2,7 @@
 
 power  blink       from construction until "box.ready"
        on          after "box.ready", no fault active
+       double_blink  after "box.ready" while "box.setup" {pending: true}: no admin yet (the setup wizard waits)
        fast_blink  while any "box.fault" {fault, active: bool} is active (before "box.ready" too)
 trunk  off         no trunk registers (none configured with register = true)
        on          every trunk that registers is "registered"
@@ -29,7 +30,8 @@ from hw.leds import LED_NAMES, StatusLeds
 
 from .bus import Event, EventBus
 
-WORDS = {"off": "off", "on": "on", "blink": "blinking", "fast_blink": "blinking fast"}
+WORDS = {"off": "off", "on": "on", "blink": "blinking", "fast_blink": "blinking fast",
+         "double_blink": "flashing twice, then a pause"}
 GOOD_CSQ = 10  # AT+CSQ 10 is about -93 dBm: below that, voice calls start to break up
 UNKNOWN_CSQ = 99
 MODEM_DOWN = frozenset({"absent", "down", "unplugged", "closed", "failed", "error", "stopped", "disabled",
@@ -37,6 +39,7 @@ MODEM_DOWN = frozenset({"absent", "down", "unplugged", "closed", "failed", "erro
 MODEM_STARTING = frozenset({"starting", "init", "initialising", "initializing", "opening", "connecting",
                             "registering", "searching", "reconnecting", "retrying"})
 TOPICS = ("box.", "trunk.state", "modem.", "call.", "queue.")
+FAULT_WORDS = {"clock_not_synced": "the clock is not set yet (no time server reached)"}
 
 
 def _plural(count: int, word: str) -> str:
@@ -55,6 +58,7 @@ class StatusLedPolicy:
         self._trunk_source = trunks
         self._lock = threading.RLock()
         self._ready = False
+        self._setup_pending = False
         self._faults: set[str] = set()
         self._modems: dict[str, dict] = {}
         self._meanings: dict[str, str] = {}
@@ -87,6 +91,9 @@ class StatusLedPolicy:
         with self._lock:
             if topic == "box.ready":
                 self._ready = True
+                self._update("power")
+            elif topic == "box.setup":
+                self._setup_pending = bool(data.get("pending"))
                 self._update("power")
             elif topic == "box.fault":
                 fault = str(data.get("fault") or "unknown")
@@ -139,8 +146,10 @@ class StatusLedPolicy:
 
     def _power(self) -> tuple[str, str]:
         if self._faults:
-            return "fast_blink", "fault: " + ", ".join(sorted(self._faults))
-        return ("on", "all fine") if self._ready else ("blink", "starting")
+            return "fast_blink", "fault: " + ", ".join(FAULT_WORDS.get(f, f) for f in sorted(self._faults))
+        if not self._ready:
+            return "blink", "starting"
+        return ("double_blink", "setup pending: open the setup page") if self._setup_pending else ("on", "all fine")
 
     def _trunk(self) -> tuple[str, str]:
         states = self._trunks

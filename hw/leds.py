@@ -1,6 +1,7 @@
 """Status LEDs on GPIO pins (gpiozero): each shows off, on, blink or fast_blink."""
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import deque
@@ -14,9 +15,12 @@ from gpiozero.pins.mock import MockFactory, MockPin
 log = logging.getLogger("switchboard.hw.leds")
 
 LED_NAMES = ("power", "trunk", "modem", "calls")
-PATTERNS = ("off", "on", "blink", "fast_blink")
+PATTERNS = ("off", "on", "blink", "fast_blink", "double_blink")
 FACTORIES = ("auto", "mock", "native", "lgpio", "rpigpio", "pigpio")
 BLINK = {"blink": (0.5, 0.5), "fast_blink": (0.1, 0.1)}
+# Two short flashes, then dark: "setup pending", unlike any even blink. One step is DOUBLE_BLINK_STEP s.
+DOUBLE_BLINK = (1, 0, 1, 0, 0, 0, 0, 0, 0, 0)
+DOUBLE_BLINK_STEP = 0.15
 MODEL_PATH = Path("/proc/device-tree/model")
 MOCK_HISTORY = 64
 
@@ -107,7 +111,12 @@ class StatusLeds:
             if led is None or self._closed:
                 return
             try:
-                if pattern == "on":
+                led.source = None  # a double blink runs as a source; any other pattern stops it first
+                if pattern == "double_blink":
+                    led.off()
+                    led.source_delay = DOUBLE_BLINK_STEP
+                    led.source = itertools.cycle(DOUBLE_BLINK)
+                elif pattern == "on":
                     led.on()
                 elif pattern == "off":
                     led.off()

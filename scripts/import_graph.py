@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOP_LEVEL = ("appliance", "hw", "web")
 # The packages the architecture names; every other module of appliance/ is the composition
 # root: box, api, config, control and the CLI ("appliance"), which may import anything.
-PACKAGES = ("sip", "calls", "media", "store", "crm", "lines", "web", "hw")
+PACKAGES = ("sip", "calls", "media", "store", "crm", "lines", "system", "web", "hw")
 # Leaf helpers of appliance/ that any package may use: they import no package above.
 BASE = ("bus", "logs", "netinfo", "local_time")
 

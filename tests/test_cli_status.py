@@ -12,6 +12,7 @@ from conftest import PROVISION
 from peers import LOCALHOST, SipPhone, free_media_port, invite_with_auth, new_id, parse_sip, sdp_body
 
 from appliance import cli_status
+from appliance.store import users
 from hw.leds import on_a_pi
 
 SECRETS = {"201": "s3cret-201", "202": "s3cret-202"}  # as in conftest.PROVISION
@@ -71,7 +72,9 @@ def test_status_of_a_running_box_before_during_and_after_a_call(box_factory, tmp
     data_dir.mkdir()
     # Off a Pi "auto" must pick the MockFactory by itself; on a Pi the test must not drive real pins.
     (data_dir / "switchboard.toml").write_text(LED_SETTINGS.format(factory="mock" if on_a_pi() else "auto"))
-    box = box_factory(PROVISION)
+    # An office with its admin (from the provisioning file's [admin]): setup is done, the power LED is on.
+    admin = f'[admin]\nusername = "boss"\npassword_hash = "{users.hash_password("Plover-Xyzzy-42")}"\n'
+    box = box_factory(PROVISION + admin)
     assert "MockFactory (" in box.log()
 
     status = status_json(capsys, data_dir)

@@ -23,6 +23,7 @@ ALLOWED = {
     "lines": {"sip", "media", "store", "hw", "base"},
     "web": {"store", "crm", "base"},
     "hw": set(),
+    "system": set(),  # the box on its own machine: systemd, the clock, releases, backups (stdlib only)
 }
 
 

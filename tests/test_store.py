@@ -41,7 +41,7 @@ def test_open_creates_parent_folder_and_tunes_connection(tmp_path):
     db = open_database(path)
     assert path.exists()
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: a power cut keeps finished records
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
     db.close()

@@ -7,7 +7,7 @@ from flask import Flask, Response
 
 from appliance.local_time import local_time, office_zone, zone_name
 
-from . import admin, auth, console, csrf, customers, events, status, supervisor
+from . import admin, auth, console, csrf, customers, events, status, supervisor, system
 from .core import close_db
 
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # a CSV of some 20 000 customers
@@ -37,7 +37,7 @@ def create_app(api, testing: bool = False) -> Flask:  # type: ignore[no-untyped-
     app.teardown_appcontext(close_db)
     csrf.init_app(app)
     auth.init_app(app)
-    for blueprint in (auth.bp, admin.bp, customers.bp, console.bp, events.bp, supervisor.bp, status.bp):
+    for blueprint in (auth.bp, admin.bp, customers.bp, console.bp, events.bp, supervisor.bp, status.bp, system.bp):
         app.register_blueprint(blueprint)
 
     @app.get("/healthz")

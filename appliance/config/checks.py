@@ -98,6 +98,12 @@ def _bool(where: _Where, value: Any) -> bool:
     return value
 
 
+def _text_path(where: _Where, value: Any) -> str:
+    if not isinstance(value, str):
+        where.fail(f"expected a path as a string (\"\" for none), got {_shown(value)}")
+    return value
+
+
 def _text(where: _Where, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         where.fail(f"expected a non-empty string, got {_shown(value)}")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from argon2 import Type, extract_parameters
+from argon2.exceptions import InvalidHashError
 
 from appliance.calls.hours import BusinessHours
 from appliance.calls.ivr_config import TARGET_KINDS, Action, IvrMenu
@@ -93,6 +97,14 @@ class SecurityConfig:
 
 
 @dataclass
+class AdminConfig:
+    """[admin]: the first web admin, by name and argon2id hash (`switchboard admin hash` makes one)."""
+
+    username: str
+    password_hash: str
+
+
+@dataclass
 class Provisioning:
     """Everything in a provisioning file; `box` holds validated [box] settings, if any."""
 
@@ -107,6 +119,7 @@ class Provisioning:
     queues: list[QueueConfig] = field(default_factory=list)
     crm: CrmSettings | None = None  # None: no [crm] table, the defaults apply
     modems: list[ModemConfig] = field(default_factory=list)
+    admin: AdminConfig | None = None  # created if no user has that name yet; never changes an existing one
 
 
 _EXTENSION_KEYS: dict[str, Callable[[_Where, Any], Any]] = {
@@ -316,13 +329,28 @@ _SECURITY_KEYS = {"allow_international": _bool, "allow_premium": _bool, "allow_s
                   "callbacks": _choice(CALLBACK_POLICIES)}
 
 
+def _admin(where: _Where, table: Any) -> AdminConfig:
+    """[admin] username and password_hash: an argon2id hash, never a password in clear on a card."""
+    values = _record(where, table, {"username": _text, "password_hash": _text}, ("username", "password_hash"))
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", values["username"]):
+        (where / "username").fail("expected 1-64 letters, digits or . _ -")
+    try:
+        kind = extract_parameters(values["password_hash"]).type
+    except (InvalidHashError, ValueError):
+        kind = None
+    if kind is not Type.ID:
+        (where / "password_hash").fail("expected an argon2id hash ($argon2id$...): make one with "
+                                       "`switchboard admin hash`")
+    return AdminConfig(values["username"], values["password_hash"])
+
+
 def load_provisioning(path: Path) -> Provisioning:
     """Parse and validate a provisioning TOML file."""
     where = _Where(str(path))
     doc = _check_keys(
         where,
         _read_toml(Path(path)),
-        ("extensions", "trunks", "security", "box", "hours", "ivr", "queue", "prompts", "crm", "modems"),
+        ("extensions", "trunks", "security", "box", "hours", "ivr", "queue", "prompts", "crm", "modems", "admin"),
     )
     security = _record(where / "security", doc.get("security", {}), _SECURITY_KEYS, ())
     box, _ = _box_values(where / "box", doc.get("box", {}))
@@ -350,7 +378,9 @@ def load_provisioning(path: Path) -> Provisioning:
     voice, texts = _prompts(where / "prompts", doc.get("prompts", {}))
     _check_own_prompts(where, ivrs, queues, texts)
     crm = _crm(where / "crm", doc["crm"]) if "crm" in doc else None
+    admin = _admin(where / "admin", doc["admin"]) if "admin" in doc else None
     return Provisioning(
+        admin=admin,
         extensions=extensions,
         trunks=trunks,
         security=SecurityConfig(**security),

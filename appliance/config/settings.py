@@ -17,6 +17,7 @@ from .checks import (
     _int,
     _number,
     _bool,
+    _text_path,
     _choice,
     _pattern,
     _ip,
@@ -95,6 +96,11 @@ class Settings:
     led_modem_pin: int | None = setting(None, _int(0, 27))
     led_calls_pin: int | None = setting(None, _int(0, 27))
     led_pin_factory: str = setting("auto", _choice(LED_PIN_FACTORIES))  # auto (gpiozero's default on a Pi, else mock), mock, or a gpiozero factory
+    clock_check: bool = setting(False, _bool, cli='warn on the status page and the power LED until NTP has set the clock (the SD-card image turns it on)')
+    setup_code_file: str = setting("", _text_path, cli='while no admin exists, keep the setup code in this file (the image: /run/switchboard/setup-code, copied to the SD card\'s boot partition)')
+    backup_time: str = setting("03:15", _pattern(r"([01][0-9]|2[0-3]):[0-5][0-9]", "a time of day as HH:MM"))  # the nightly backup, office time
+    backup_keep: int = setting(7, _int(1, 365))  # backups kept in the data folder's backups/
+    boot_provision: str = setting("", _text_path, cli='a provisioning file to apply once (the image: the boot partition\'s switchboard.toml, handed over by switchboard-boot.service)')
     timezone: str = setting("", lambda where, value: _timezone(where, value) if value != "" else "")  # the office's IANA time zone for times people read; "" = the system's
 
     @property
@@ -116,8 +122,12 @@ def add_cli_flags(parser: Any) -> None:
     for f in fields(Settings):
         help_text = f.metadata.get("cli")
         if help_text:
-            kind = type(f.default) if isinstance(f.default, (int, float)) and not isinstance(f.default, bool) else str
-            parser.add_argument("--" + f.name.replace("_", "-"), type=kind, help=help_text)
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(f.default, bool):
+                parser.add_argument(flag, action="store_true", default=None, help=help_text)
+                continue
+            kind = type(f.default) if isinstance(f.default, (int, float)) else str
+            parser.add_argument(flag, type=kind, help=help_text)
 
 
 def cli_overrides(args: Any) -> dict[str, Any]:

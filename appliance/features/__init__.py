@@ -31,6 +31,7 @@ class Context:
         self.loop = loop
         self.bus = bus
         self.handover = Handover()
+        self.restart = asyncio.Event()  # set: stop the box so its service manager starts it again (an update)
         self.trunks: dict[str, Any] = {}  # name -> TrunkClient (features.trunks)
         self.lines: dict[str, Any] = {}   # name -> ModemGateway (features.lines)
         self.services: dict[str, Any] = {}  # what a feature offers by name ("db", "b2bua", "queues"...)

@@ -8,6 +8,7 @@ from ..control import SOCKET_NAME, ControlServer
 from . import Context, Teardown
 
 log = logging.getLogger("switchboard.box")
+_UPDATES: set = set()
 
 
 def status(ctx: Context) -> dict:
@@ -37,7 +38,29 @@ def handle(ctx: Context, command: str, args: dict) -> dict:
         if throttle is None:
             raise ValueError("the web is not running, so no login is locked")
         return {"unlocked": throttle.unlock(args.get("username") or None, args.get("address") or None)}
+    if command == "update":
+        return start_update(ctx, str(args.get("file") or ""))
     return ctx.queues.control(command, args)
+
+
+def start_update(ctx: Context, name: str) -> dict:
+    """Install an update file the CLI put in the data folder; the box restarts into it when installed."""
+    path = ctx.settings.data_dir / name
+    if not name.startswith("upload-") or "/" in name or not path.is_file():
+        raise ValueError("no such update file in the data folder")
+
+    async def run() -> None:
+        try:
+            await ctx.install_update(path)
+        except Exception as exc:  # noqa: BLE001 - update.json says what went wrong; the box runs on
+            log.error("update failed: %s", exc)
+        finally:
+            path.unlink(missing_ok=True)
+
+    task = ctx.loop.create_task(run())
+    _UPDATES.add(task)  # the loop keeps only a weak reference to its tasks
+    task.add_done_callback(_UPDATES.discard)
+    return {"installing": name}
 
 
 async def setup(ctx: Context) -> Teardown:

@@ -57,7 +57,9 @@ def _connect(path: str | Path) -> Database:
     db = Database(conn)
     with db_lock(db):
         db.execute("PRAGMA busy_timeout = 5000")
-        db.execute("PRAGMA synchronous = NORMAL")
+        # FULL: in WAL mode, every COMMIT waits for the WAL's fsync, so a finished call record
+        # survives a power cut; NORMAL could lose the last commits (docs/IMAGE.md, "Power loss").
+        db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
     return db
 

@@ -138,6 +138,26 @@ def _row(db: Database, user_id: int) -> dict:
     return rows[0]
 
 
+def create_admin_from_hash(db: Database, username: str, password_hash: str) -> bool:
+    """Create an admin from a ready argon2 hash (a provisioning file's [admin]); False if the name exists."""
+    name = _check_username(username)
+    now = to_iso()
+    with transaction(db):
+        if _rows(db, "SELECT 1 FROM users WHERE username = ?", [name]):
+            return False
+        db.execute("INSERT INTO users (username, password_hash, role, extension, disabled, session_epoch,"
+                   " created_at, updated_at) VALUES (?, ?, 'admin', NULL, 0, 0, ?, ?)",
+                   [name, password_hash, now, now])
+        db.execute("DELETE FROM settings WHERE key = ?", [SETUP_CODE_KEY])
+    return True
+
+
+def hash_password(password: str, username: str = "") -> str:
+    """An argon2id hash of a password that passes the same rules as the web's (for [admin] in a provisioning file)."""
+    _check_password(password, username)
+    return _HASHER.hash(password)
+
+
 def create_user(db: Database, username: str, password: str, role: str, extension: str | None = None) -> int:
     """Add a user and return their id; UserError says what is wrong with the request."""
     name = _check_username(username)
