@@ -37,6 +37,7 @@ def _update(args: argparse.Namespace) -> int:
     socket_path = folder / SOCKET_NAME
     # The running box installs it itself (it owns its folder); hand the file over inside that folder.
     handed = folder / f"upload-{int(time.time())}-{update.name}"
+    before = releases.read_state(folder)
     shutil.copyfile(update, handed)
     os.chmod(handed, 0o644)
     reply = control_request(socket_path, "update", file=handed.name)
@@ -57,15 +58,16 @@ def _update(args: argparse.Namespace) -> int:
         print(f"switchboard: update refused: {reply.get('error')}", file=sys.stderr)
         return 1
     print("the box is installing the update")
-    return 0 if args.no_wait else _wait_for_outcome(folder)
+    return 0 if args.no_wait else _wait_for_outcome(folder, before.history if before else [])
 
 
-def _wait_for_outcome(folder: Path) -> int:
+def _wait_for_outcome(folder: Path, earlier: list[str]) -> int:
+    """Print each new state of this update until it is confirmed, rolled back or failed."""
     deadline = time.monotonic() + WAIT_SECONDS
     said = ""
     while time.monotonic() < deadline:
         state = releases.read_state(folder)
-        if state is not None:
+        if state is not None and state.history != earlier:  # written since this update began
             line = f"{state.state}: {state.message}"
             if line != said:
                 print(line, flush=True)

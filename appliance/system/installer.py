@@ -32,7 +32,8 @@ def unpack(update: Path, into: Path) -> str:
         raise UpdateError(f"{update.name}: larger than {MAX_UPDATE_BYTES // 2**20} MB, not an update")
     into.mkdir(parents=True, exist_ok=True)
     if update.name.endswith(".whl"):
-        shutil.copyfile(update, into / update.name)
+        # A file handed over by the CLI or the web is called upload-TIME-NAME; pip needs the wheel's own name.
+        shutil.copyfile(update, into / re.sub(r"^upload-\d+-", "", update.name))
     else:
         try:
             with tarfile.open(update) as archive:
