@@ -170,7 +170,7 @@ class BoxApi:
         state = releases.read_state(box.settings.data_dir)
         return {"version": version("switchboard-pbx"),
                 "release": releases.current_release(box.settings.data_dir) or "factory",
-                "update": state, "clock_synced": None if clock is None else clock.synced,
+                "last_update": state, "clock_synced": None if clock is None else clock.synced,
                 "backups": list_backups(box.backup_folder), "backup_keep": box.settings.backup_keep}
 
     @property

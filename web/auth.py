@@ -273,7 +273,7 @@ def setup():  # type: ignore[no-untyped-def]
     if not hmac.compare_digest(_normalise_code(request.form.get("code", "")).encode(), code.encode()):
         throttle().failure(address)
         log.warning("wrong setup code from %s", address)
-        return refuse("That setup code is wrong. The box prints it in its log at start-up.")
+        return refuse("That setup code is wrong. It is in switchboard-setup-code.txt on the SD card, on the box's screen, or in its log.")
     if password != request.form.get("password2", ""):
         return refuse("The two passwords differ.")
     try:
