@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
