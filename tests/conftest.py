@@ -95,3 +95,13 @@ def app(web_box):  # type: ignore[no-untyped-def]
 def client(app):  # type: ignore[no-untyped-def]
     """A Flask test client (keeps cookies between requests)."""
     return app.test_client()
+
+
+# Files that run for minutes (the image build, a systemd container): first, so the parallel workers
+# spend those minutes on everything else instead of waiting for them at the end.
+LONG_FIRST = ("test_image.py", "test_systemd_box.py")
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """Put the long-running files at the front of the queue (pytest-xdist hands out files in this order)."""
+    items.sort(key=lambda item: 0 if item.path.name in LONG_FIRST else 1)

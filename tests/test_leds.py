@@ -36,8 +36,26 @@ def toggles(pin, changes: int = 3, timeout: float = 10.0) -> list[bool]:
     return [s.state for s in list(pin.states)[mark:mark + changes]]
 
 
-def test_patterns_are_the_four_documented_ones():
-    assert PATTERNS == ("off", "on", "blink", "fast_blink")
+def test_patterns_are_the_five_documented_ones():
+    assert PATTERNS == ("off", "on", "blink", "fast_blink", "double_blink")
+
+
+def test_double_blink_flashes_twice_then_rests_until_another_pattern(leds, factory):
+    """ "Setup pending": two short flashes and a long dark pause, unlike any even blink."""
+    pin = factory.pin(17)
+    leds.show("power", "double_blink")
+    toggles(pin, changes=9)
+    states = list(pin.states)[-9:]
+    lengths = [(b.timestamp - a.timestamp, a.state) for a, b in pairwise(states)]
+    dark = sorted(length for length, lit in lengths if not lit)
+    lit = [length for length, on in lengths if on]
+    assert dark[-1] > 3 * max(lit), lengths  # the rest after the second flash
+    assert dark[0] < 2 * max(lit), lengths   # the short gap between the two flashes
+    leds.show("power", "on")
+    assert pin.state is True
+    count = len(pin.states)
+    time.sleep(0.5)  # a step is 0.15 s: a source left running would have written by now
+    assert len(pin.states) == count
 
 
 def test_all_leds_start_off_and_pins_are_outputs(leds, factory):

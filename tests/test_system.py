@@ -257,3 +257,20 @@ def test_an_admin_password_must_be_an_argon2id_hash_never_a_password(tmp_path, v
     path.write_text(f'[admin]\nusername = "boss"\npassword_hash = "{value}"\n')
     with pytest.raises(ConfigError, match="argon2id hash"):
         load_provisioning(path)
+
+
+def test_watchdog_pings_come_from_loop_timers_a_third_of_watchdogsec_apart():
+    from fake_loop import FakeLoop
+
+    from appliance.features.service import _WatchdogPinger
+
+    sent: list[tuple[float, tuple]] = []
+    loop = FakeLoop()
+    notifier = Notifier({"NOTIFY_SOCKET": "/nowhere", "WATCHDOG_USEC": "30000000"})
+    notifier.send = lambda *lines: sent.append((loop.time(), lines)) or True  # type: ignore[method-assign]
+    pinger = _WatchdogPinger(loop, notifier)  # type: ignore[arg-type]
+    loop.advance(25)
+    assert [t - 1000.0 for t, _ in sent] == [0, 10, 20] and {lines for _, lines in sent} == {("WATCHDOG=1",)}
+    pinger.stop()
+    loop.advance(60)
+    assert len(sent) == 3
