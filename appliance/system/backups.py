@@ -51,23 +51,28 @@ def make_backup(db_path: Path, folder: Path, keep: int, now: datetime | None = N
     taken = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"switchboard-{taken:%Y%m%d-%H%M%S}.sqlite"
-    partial = folder / (name + ".partial")
+    copy_database(db_path, folder / name)
+    prune(folder, keep)
+    return Backup(name, (folder / name).stat().st_size, taken.replace(microsecond=0))
+
+
+def copy_database(db_path: Path, to: Path) -> None:
+    """A consistent copy of a live database (SQLite's online backup) as one fsynced file, put in place whole."""
+    partial = to.with_name(to.name + ".partial")
     source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         target = sqlite3.connect(partial)
         try:
             # A few hundred pages at a time: the box's writes go on between the steps.
             source.backup(target, pages=256)
-            target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file to download
+            target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
         finally:
             target.close()
     finally:
         source.close()
     with open(partial, "rb") as handle:
         os.fsync(handle.fileno())
-    os.replace(partial, folder / name)
-    prune(folder, keep)
-    return Backup(name, (folder / name).stat().st_size, taken.replace(microsecond=0))
+    os.replace(partial, to)
 
 
 def prune(folder: Path, keep: int) -> list[str]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -11,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .backups import copy_database
 from .releases import DB_BEFORE, RELEASES, UpdateState, current_release, switch_to, write_state
 
 MAX_UPDATE_BYTES = 256 * 1024 * 1024
@@ -94,21 +94,9 @@ def install(update: Path, data_dir: Path, factory: Path, python: str | None = No
 
 
 def snapshot(db_path: Path, to: Path) -> None:
-    """A consistent copy of the live database (SQLite's online backup), fsynced."""
-    if not db_path.exists():
-        return
-    partial = to.with_suffix(".partial")
-    source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        target = sqlite3.connect(partial)
-        try:
-            source.backup(target)
-            target.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            target.close()
-    finally:
-        source.close()
-    partial.replace(to)
+    """The database as it is before the switch (nothing to copy on a box that never ran)."""
+    if db_path.exists():
+        copy_database(db_path, to)
 
 
 def prune(data_dir: Path, keep: set[str]) -> None:
