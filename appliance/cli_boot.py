@@ -30,14 +30,16 @@ def add_commands(command) -> None:  # type: ignore[no-untyped-def]
                      help="handover: where the box's service picks the file up")
     cmd.add_argument("--code", type=Path, default=Path("/run/switchboard/setup-code"),
                      help="setup-code: the file the box keeps its setup code in")
-    cmd.add_argument("--console", type=Path, default=Path("/dev/console"), help="setup-code: where to print it")
+    cmd.add_argument("--console", type=Path, action="append", default=None,
+                     help="setup-code: where to print it (default: /dev/tty1, the HDMI screen, and /dev/console)")
     cmd.add_argument("--issue", type=Path, default=ISSUE_FILE, help="setup-code: the login banner snippet")
 
 
 def _boot_files(args: argparse.Namespace) -> int:
     if args.action == "handover":
         return handover(args.boot, args.to)
-    return show_setup_code(args.code, args.boot, args.console, args.issue)
+    consoles = args.console or [Path("/dev/tty1"), Path("/dev/console")]
+    return show_setup_code(args.code, args.boot, consoles, args.issue)
 
 
 def handover(boot: Path, to: Path) -> int:
@@ -65,7 +67,7 @@ def handover(boot: Path, to: Path) -> int:
     return 0
 
 
-def show_setup_code(code_file: Path, boot: Path, console: Path, issue: Path) -> int:
+def show_setup_code(code_file: Path, boot: Path, consoles: list[Path], issue: Path) -> int:
     """Mirror the box's setup code onto the card and the console, or clear both once setup is done."""
     try:
         code = code_file.read_text().strip()
@@ -81,9 +83,12 @@ def show_setup_code(code_file: Path, boot: Path, console: Path, issue: Path) -> 
     (boot / CODE_FILE).write_text(text)
     issue.parent.mkdir(parents=True, exist_ok=True)
     issue.write_text("\n" + text.replace("\r\n", "\n") + "\n")
-    try:
-        with open(console, "w") as out:
-            out.write("\r\n" + text)
-    except OSError:
-        pass  # no console (a container): the card and the banner still have it
+    # /dev/console is the last console= of the kernel's command line (the serial pins on the image),
+    # so the HDMI screen (tty1) is written to as well.
+    for console in dict.fromkeys(consoles):
+        try:
+            with open(console, "w") as out:
+                out.write("\r\n" + text)
+        except OSError:
+            pass  # no such console (a container, no screen): the card and the login banner still have it
     return 0

@@ -229,11 +229,11 @@ def test_the_setup_code_goes_to_the_card_and_the_console_and_away_once_set_up(tm
     code, boot, console, issue = tmp_path / "code", tmp_path / "boot", tmp_path / "console", tmp_path / "issue"
     boot.mkdir()
     code.write_text("ABCD-EFGH-JKLM\n")
-    cli_boot.show_setup_code(code, boot, console, issue)
+    cli_boot.show_setup_code(code, boot, [console, tmp_path / "no" / "tty"], issue)
     for place in (boot / cli_boot.CODE_FILE, console, issue):
         assert "ABCD-EFGH-JKLM" in place.read_text()
     code.unlink()
-    cli_boot.show_setup_code(code, boot, console, issue)
+    cli_boot.show_setup_code(code, boot, [console, tmp_path / "no" / "tty"], issue)
     assert not (boot / cli_boot.CODE_FILE).exists() and not issue.exists()
 
 
