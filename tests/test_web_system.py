@@ -67,3 +67,11 @@ def test_a_file_that_is_no_update_is_refused_and_the_box_runs_on(web_box, app) -
     assert not (web_box.box.settings.data_dir.parent / "holiday.jpg").exists()
     page = client.get("/system").data.decode()
     assert "Last update: <strong>failed</strong>" in page, page[page.find("Update"):][:600]
+
+
+def test_the_nightly_backup_is_scheduled_at_backup_time_and_a_first_one_soon(web_box) -> None:  # type: ignore[no-untyped-def]
+    """Rebuilt at every start: the cron job at 03:15 office time, and a catch-up when no recent backup exists."""
+    scheduler = web_box.box.backup_scheduler
+    nightly = scheduler.get_job("backup").next_run_time
+    assert (nightly.hour, nightly.minute) == (3, 15)
+    assert scheduler.get_job("backup-catch-up") is not None  # a new box has no backup yet

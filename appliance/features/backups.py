@@ -55,7 +55,7 @@ async def setup(ctx: Context) -> Teardown:
     if not newest or now - newest[0].taken_at > CATCH_UP_AFTER:
         scheduler.add_job(nightly, "date", run_date=now + timedelta(seconds=CATCH_UP_DELAY), id="backup-catch-up")
     scheduler.start()
-    ctx.provide(backup_now=backup_now, backup_folder=folder)
+    ctx.provide(backup_now=backup_now, backup_folder=folder, backup_scheduler=scheduler)
 
     async def teardown() -> None:
         scheduler.shutdown(wait=False)
