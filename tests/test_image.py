@@ -1,6 +1,6 @@
 """The SD-card image: image-build/build --small builds, and image-build/check passes it (issue 16's CI part).
 
-The full image (Python, espeak-ng, avahi, SSH; about 20 minutes under qemu-user) and its boot test
+The full image (Python, espeak-ng, avahi, SSH; about 17 minutes under qemu-user) and its boot test
 under qemu-system-aarch64 run by hand: README "The SD-card image", figures in docs/IMAGE.md.
 """
 from __future__ import annotations
