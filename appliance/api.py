@@ -13,6 +13,7 @@ from .store.db import open_connection
 from .crm.settings import CrmSettings, load_crm_settings
 from .crm.wrapup import record_wrapup
 from .store.wrapups import set_wrapup_callback
+from .features.control import start_update
 from .system import releases
 from .system.backups import find_backup, list_backups
 from .system.installer import MAX_UPDATE_BYTES
@@ -193,6 +194,4 @@ class BoxApi:
 
     def start_update(self, name: str) -> dict:
         """Install an uploaded update file; the box restarts into the new version when it is installed."""
-        from .features.control import start_update  # the feature imports this module's users
-
         return self._in_loop(lambda: start_update(self._box, name))

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from .cli_support import UsageError, data_dir
+from .config import load_settings
 from .control import SOCKET_NAME, control_request
 from .system import installer, releases
 from .system.backups import backup_dir, list_backups, make_backup
@@ -104,7 +105,6 @@ def _backup_now(args: argparse.Namespace) -> int:
 
 
 def _keep(folder: Path) -> int:
-    from .config import load_settings
     return load_settings(folder, {}).backup_keep
 
 
