@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / ".cache" / "systemd-test"
+# Outside the checkout: the unit's PrivateTmp= and ProtectHome= hide /tmp and /home from the box, and
+# a checkout may live there (CI's may be anywhere); /var/cache is bound into the container as it is.
+CACHE = Path("/var/cache/switchboard-test")
 DEBIAN_PYTHON = Path("/usr/bin/python3")
 
 
@@ -101,7 +103,7 @@ def boot(workdir: Path, units: dict[str, str], binds: list[Path], timeout: float
     for name, text in units.items():
         (etc / name).write_text(text)
         args.append(f"--bind-ro={etc / name}:/etc/systemd/system/{name}")
-    args += [f"--bind-ro={path}" for path in binds]
+    args += [f"--bind-ro={path}" for path in [*binds, CACHE]]
     args += ["--boot", "--", "systemd.firstboot=off", "systemd.unit=driver.service"]
     # nspawn keeps per-machine state in /run/systemd/nspawn, which it will only clear on a tmpfs:
     # give it one in a mount namespace of its own.
